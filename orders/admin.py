@@ -1,0 +1,331 @@
+"""The buyers' interface. Thin: new quotes and receipts go through orders.services; list pages
+read annotated querysets so they run a fixed number of queries whatever the number of rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Prefetch, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from orders import services
+from orders.models import Delivery, DeliveryQuote, GpuModel, OrderLine, PurchaseOrder, Vendor
+
+
+def _days(value: int | None) -> str:
+    return "—" if value is None else f"{value:+d}" if value else "0"
+
+
+class ParentAwareInlineFormSet(BaseInlineFormSet):
+    """Attach the parent object (saved or not) to each form's instance, so model validation
+    can compare against the order's dates on the add page too."""
+
+    def _construct_form(self, i: int, **kwargs: Any) -> forms.ModelForm:
+        form = super()._construct_form(i, **kwargs)
+        setattr(form.instance, self.fk.name, self.instance)
+        return form
+
+
+class DeliveryInlineFormSet(ParentAwareInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        # Each receipt is checked alone by the model; several new ones on one line could still
+        # add up to more than was ordered.
+        new_by_line: dict[OrderLine, int] = defaultdict(int)
+        for form in self.forms:
+            if not form.has_changed() or form.instance.pk or self._should_delete_form(form):
+                continue
+            line, quantity = form.cleaned_data.get("line"), form.cleaned_data.get("quantity")
+            if line and quantity:
+                new_by_line[line] += quantity
+        for line, new in new_by_line.items():
+            received = sum(d.quantity for d in line.deliveries.all())
+            if received + new > line.quantity:
+                raise forms.ValidationError(
+                    f"Receipts for {line.gpu_model} add up to {received + new}, more than the "
+                    f"{line.quantity} ordered."
+                )
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    formset = ParentAwareInlineFormSet
+    extra = 0
+    min_num = 0
+    autocomplete_fields = ["gpu_model"]
+
+
+class DeliveryQuoteInline(admin.TabularInline):
+    """The quote history, newest first. Add-only: a correction is a new quote."""
+
+    model = DeliveryQuote
+    formset = ParentAwareInlineFormSet
+    fields = ["quoted_on", "delivery_date", "line", "note", "source", "recorded_by"]
+    readonly_fields = ["recorded_by"]
+    ordering = ["-quoted_on", "-id"]
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "delivery quotes (newest first; add a new quote to correct one)"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeliveryQuote]:
+        return super().get_queryset(request).select_related("line__gpu_model", "recorded_by")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "line":
+            kwargs["queryset"] = _lines_of_order_in_url(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    formset = DeliveryInlineFormSet
+    fields = ["line", "quantity", "delivered_on", "note", "recorded_by"]
+    readonly_fields = ["recorded_by"]
+    extra = 0
+    verbose_name_plural = "deliveries received"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
+        return super().get_queryset(request).select_related("line__gpu_model", "recorded_by")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "line":
+            kwargs["queryset"] = _lines_of_order_in_url(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def _lines_of_order_in_url(request: HttpRequest) -> QuerySet[OrderLine]:
+    object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+    lines = OrderLine.objects.select_related("gpu_model").prefetch_related("deliveries")
+    return lines.filter(order_id=object_id) if object_id else lines.none()
+
+
+class SlippingFilter(admin.SimpleListFilter):
+    title = "slipping"
+    parameter_name = "slipping"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes: current date later than first quote"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        if self.value() == "yes":
+            return queryset.filter(slip_days__gt=0)
+        if self.value() == "no":
+            return queryset.filter(Q(slip_days__lte=0) | Q(slip_days__isnull=True))
+        return None
+
+
+@admin.register(PurchaseOrder)
+class PurchaseOrderAdmin(admin.ModelAdmin):
+    list_display = [
+        "po_number",
+        "vendor",
+        "buyer",
+        "status",
+        "gpu_summary",
+        "baseline_date",
+        "current_date",
+        "baseline_lead",
+        "current_lead",
+        "slip",
+    ]
+    list_filter = [
+        "vendor",
+        "status",
+        ("buyer", admin.RelatedOnlyFieldListFilter),
+        ("lines__gpu_model", admin.RelatedOnlyFieldListFilter),
+        SlippingFilter,
+    ]
+    list_select_related = ["vendor", "buyer"]
+    search_fields = ["po_number", "vendor__name"]
+    date_hierarchy = "placed_on"
+    autocomplete_fields = ["vendor", "buyer", "watchers"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["po_number", "vendor", "buyer", "watchers", "status"]}),
+        ("Dates and money", {"fields": ["placed_on", "need_by", "currency"]}),
+        (None, {"fields": ["notes", "created_at", "updated_at"]}),
+    ]
+    inlines = [OrderLineInline, DeliveryQuoteInline, DeliveryInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PurchaseOrder]:
+        lines = OrderLine.objects.select_related("gpu_model").order_by("id")
+        return (
+            super()
+            .get_queryset(request)
+            .with_lead_times()
+            .prefetch_related(Prefetch("lines", queryset=lines))
+        )
+
+    @admin.display(description="GPUs")
+    def gpu_summary(self, order: PurchaseOrder) -> str:
+        return ", ".join(f"{line.quantity}x {line.gpu_model.name}" for line in order.lines.all())
+
+    @admin.display(description="first quoted date", ordering="baseline_delivery_date")
+    def baseline_date(self, order: PurchaseOrder) -> Any:
+        return order.baseline_delivery_date
+
+    @admin.display(description="current date", ordering="current_delivery_date")
+    def current_date(self, order: PurchaseOrder) -> Any:
+        return order.current_delivery_date
+
+    @admin.display(description="first lead (days)", ordering="baseline_lead_days")
+    def baseline_lead(self, order: PurchaseOrder) -> int | None:
+        return order.baseline_lead_days
+
+    @admin.display(description="current lead (days)", ordering="current_lead_days")
+    def current_lead(self, order: PurchaseOrder) -> int | None:
+        return order.current_lead_days
+
+    @admin.display(description="slip (days)", ordering="slip_days")
+    def slip(self, order: PurchaseOrder) -> str:
+        return _days(order.slip_days)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is DeliveryQuote:
+            for quote in formset.save(commit=False):
+                services.quote_add(
+                    order=form.instance,
+                    line=quote.line,
+                    quoted_on=quote.quoted_on,
+                    delivery_date=quote.delivery_date,
+                    note=quote.note,
+                    source=quote.source,
+                    recorded_by=request.user,
+                )
+        elif formset.model is Delivery:
+            for delivery in formset.save(commit=False):
+                services.delivery_record(
+                    line=delivery.line,
+                    quantity=delivery.quantity,
+                    delivered_on=delivery.delivered_on,
+                    note=delivery.note,
+                    recorded_by=request.user,
+                )
+            for delivery in formset.deleted_objects:
+                services.delivery_remove(delivery=delivery)
+        else:
+            super().save_formset(request, form, formset, change)
+
+
+@admin.register(Vendor)
+class VendorAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "contact_email", "website", "active"]
+    list_filter = ["kind", "active"]
+    search_fields = ["name", "contact_email"]
+
+
+@admin.register(GpuModel)
+class GpuModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "family", "memory_gb"]
+    list_filter = ["family"]
+    search_fields = ["name", "family"]
+
+
+@admin.register(OrderLine)
+class OrderLineAdmin(admin.ModelAdmin):
+    list_display = [
+        "order",
+        "gpu_model",
+        "quantity",
+        "unit_price",
+        "currency",
+        "baseline_delivery_date",
+        "current_delivery_date",
+        "slip_days",
+    ]
+    list_filter = ["gpu_model", "order__vendor"]
+    list_select_related = ["order", "gpu_model"]
+    search_fields = ["order__po_number", "gpu_model__name"]
+    autocomplete_fields = ["order", "gpu_model"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
+        return super().get_queryset(request).with_lead_times()
+
+    @admin.display(ordering="order__currency")
+    def currency(self, line: OrderLine) -> str:
+        return line.order.currency
+
+    @admin.display(description="first quoted date", ordering="baseline_delivery_date")
+    def baseline_delivery_date(self, line: OrderLine) -> Any:
+        return line.baseline_delivery_date
+
+    @admin.display(description="current date", ordering="current_delivery_date")
+    def current_delivery_date(self, line: OrderLine) -> Any:
+        return line.current_delivery_date
+
+    @admin.display(description="slip (days)", ordering="slip_days")
+    def slip_days(self, line: OrderLine) -> str:
+        return _days(line.slip_days)
+
+
+@admin.register(DeliveryQuote)
+class DeliveryQuoteAdmin(admin.ModelAdmin):
+    """Quotes are history: they can be added and read, never edited or deleted here."""
+
+    list_display = ["order", "line", "quoted_on", "delivery_date", "source", "recorded_by"]
+    list_filter = ["order__vendor", "quoted_on"]
+    list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]
+    search_fields = ["order__po_number", "note", "source"]
+    autocomplete_fields = ["order"]
+    fields = ["order", "line", "quoted_on", "delivery_date", "note", "source"]
+    date_hierarchy = "quoted_on"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: DeliveryQuote, form: Any, change: bool) -> None:
+        quote = services.quote_add(
+            order=obj.order,
+            line=obj.line,
+            quoted_on=obj.quoted_on,
+            delivery_date=obj.delivery_date,
+            note=obj.note,
+            source=obj.source,
+            recorded_by=request.user,
+        )
+        obj.pk, obj.created_at, obj.recorded_by = quote.pk, quote.created_at, quote.recorded_by
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["order", "line", "quantity", "delivered_on", "recorded_by"]
+    list_filter = ["order__vendor", "delivered_on"]
+    list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]
+    search_fields = ["order__po_number"]
+    # The order follows from the line; the service fills it in.
+    fields = ["line", "quantity", "delivered_on", "note"]
+    autocomplete_fields = ["line"]
+    date_hierarchy = "delivered_on"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Delivery, form: Any, change: bool) -> None:
+        delivery = services.delivery_record(
+            line=obj.line,
+            quantity=obj.quantity,
+            delivered_on=obj.delivered_on,
+            note=obj.note,
+            recorded_by=request.user,
+        )
+        obj.pk, obj.created_at, obj.recorded_by = delivery.pk, delivery.created_at, request.user
+
+    def delete_model(self, request: HttpRequest, obj: Delivery) -> None:
+        services.delivery_remove(delivery=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        for delivery in queryset.select_related("line__order"):
+            services.delivery_remove(delivery=delivery)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class OrdersConfig(AppConfig):
+    name = "orders"
+    verbose_name = "GPU procurement"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,284 @@
+"""Demo data: the 2023 data-centre GPU shortage as a buyer lived it.
+
+Figures from the project's source article (a copy, so nothing reads ../shared at run time):
+normal channel lead time about one month, three months or more during the shortage, April
+orders told "maybe December"; A100 average price US$10,000 rising 37.5% in five months, A800
++20%, H100 resold above US$40,000; A10 at US$2,800; a large training run needs 384+ A100s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from orders import services
+from orders.models import Delivery, DeliveryQuote, GpuModel, OrderLine, PurchaseOrder, Vendor
+
+D = date.fromisoformat
+
+VENDORS = [
+    # name, kind, email, website, notes
+    (
+        "Northwind Servers",
+        Vendor.Kind.OEM,
+        "orders@northwind.example",
+        "https://northwind.example",
+        "OEM: builds the HGX servers itself; dates have held best.",
+    ),
+    (
+        "Pacific Silicon Distribution",
+        Vendor.Kind.DISTRIBUTOR,
+        "sales@pacific-si.example",
+        "https://pacific-si.example",
+        "Channel distributor; allocation from NVIDIA is quarterly.",
+    ),
+    (
+        "FlipCard GPU Resale",
+        Vendor.Kind.RESELLER,
+        "deals@flipcard.example",
+        "https://flipcard.example",
+        "Reseller that stockpiles and re-sells cards: quotes are soft.",
+    ),
+    (
+        "Stratus Cloud",
+        Vendor.Kind.CLOUD,
+        "capacity@stratus.example",
+        "https://stratus.example",
+        "Reserved GPU capacity; restricts internal use to its heaviest jobs.",
+    ),
+]
+
+GPU_MODELS = [
+    ("A100 80GB SXM", "Ampere", 80),
+    ("A800", "Ampere", 80),
+    ("H100 SXM", "Hopper", 80),
+    ("A10", "Ampere", 24),
+]
+
+USERS = [
+    ("alice", "Alice", "Moreau", "alice@gpu-buyers.example"),
+    ("bob", "Bob", "Okafor", "bob@gpu-buyers.example"),
+    ("carol", "Carol", "Lindqvist", "carol@gpu-buyers.example"),
+]
+
+
+@dataclass
+class DemoOrder:
+    po_number: str
+    vendor: str
+    buyer: str
+    placed_on: date
+    status: str
+    lines: list[tuple[str, int, str]]  # GPU model, quantity, unit price
+    need_by: date | None = None
+    watchers: list[str] = field(default_factory=list)
+    # quoted_on, delivery_date, GPU model of the line (None = whole order), note
+    quotes: list[tuple[date, date, str | None, str]] = field(default_factory=list)
+    # GPU model, quantity, delivered_on
+    receipts: list[tuple[str, int, date]] = field(default_factory=list)
+    notes: str = ""
+
+
+ORDERS = [
+    DemoOrder(
+        "PO-2023-0412",
+        "Pacific Silicon Distribution",
+        "alice",
+        D("2023-04-14"),
+        "confirmed",
+        [("A100 80GB SXM", 384, "10000.00")],
+        need_by=D("2023-09-30"),
+        watchers=["carol"],
+        quotes=[
+            (D("2023-04-14"), D("2023-05-15"), None, "Order confirmed: usual one-month lead."),
+            (D("2023-06-02"), D("2023-08-31"), None, "Allocation cut; earliest end of August."),
+            (D("2023-07-21"), D("2023-12-15"), None, "Pushed to December."),
+        ],
+        notes="384 A100s: the low end of what one large-model training run needs.",
+    ),
+    DemoOrder(
+        "PO-2023-0320",
+        "Pacific Silicon Distribution",
+        "bob",
+        D("2023-03-20"),
+        "confirmed",
+        [("A800", 64, "12000.00")],
+        need_by=D("2023-06-01"),
+        quotes=[
+            (D("2023-03-20"), D("2023-04-20"), None, "One month."),
+            (D("2023-04-12"), D("2023-05-31"), None, "Supply tight."),
+            (D("2023-05-10"), D("2023-06-19"), None, "Three months after order."),
+        ],
+    ),
+    DemoOrder(
+        "PO-2023-0418",
+        "FlipCard GPU Resale",
+        "alice",
+        D("2023-04-18"),
+        "placed",
+        [("H100 SXM", 16, "41500.00")],
+        need_by=D("2023-06-30"),
+        watchers=["bob"],
+        quotes=[
+            (D("2023-04-18"), D("2023-05-19"), None, "In stock, ships in a month."),
+            (D("2023-05-15"), D("2023-07-28"), None, "Stock went to another buyer."),
+            (D("2023-07-10"), D("2023-09-29"), None, "Half the cards end of September."),
+        ],
+        receipts=[("H100 SXM", 8, D("2023-10-06"))],
+        notes="H100s resold above US$40,000 each on overseas sites at the time.",
+    ),
+    DemoOrder(
+        "PO-2023-0301",
+        "Northwind Servers",
+        "bob",
+        D("2023-03-01"),
+        "confirmed",
+        [("A10", 40, "2800.00")],
+        need_by=D("2023-04-15"),
+        quotes=[(D("2023-03-01"), D("2023-03-31"), None, "Standard lead time.")],
+        receipts=[("A10", 40, D("2023-03-30"))],
+        notes="Inference cards: delivered a day early.",
+    ),
+    DemoOrder(
+        "PO-2023-0405",
+        "Northwind Servers",
+        "alice",
+        D("2023-04-05"),
+        "confirmed",
+        [("A100 80GB SXM", 128, "13750.00"), ("A10", 32, "2800.00")],
+        need_by=D("2023-07-31"),
+        watchers=["carol"],
+        quotes=[
+            (D("2023-04-05"), D("2023-05-08"), None, "Both lines in about a month."),
+            (D("2023-04-28"), D("2023-07-14"), "A100 80GB SXM", "A100s split off: mid-July."),
+        ],
+        receipts=[("A10", 32, D("2023-05-08"))],
+        notes="A100 price 37.5% above December's after five months of rises.",
+    ),
+    DemoOrder(
+        "PO-2023-0502",
+        "FlipCard GPU Resale",
+        "bob",
+        D("2023-05-02"),
+        "cancelled",
+        [("H100 SXM", 8, "43000.00")],
+        quotes=[
+            (D("2023-05-02"), D("2023-06-02"), None, "Ships in a month."),
+            (D("2023-06-20"), D("2023-10-31"), None, "End of October at best."),
+        ],
+        notes="Cancelled: the reseller's dates kept moving.",
+    ),
+    DemoOrder(
+        "PO-2023-0510",
+        "Pacific Silicon Distribution",
+        "bob",
+        D("2023-05-10"),
+        "draft",
+        [("A800", 32, "14400.00")],
+        notes="A800 up 20% in five months; waiting for budget approval.",
+    ),
+]
+
+
+@dataclass
+class DemoSummary:
+    created: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, created: bool) -> None:
+        self.created[kind] = self.created.get(kind, 0) + int(created)
+
+    @property
+    def total(self) -> int:
+        return sum(self.created.values())
+
+
+@transaction.atomic
+def load_demo() -> DemoSummary:
+    """Create whatever of the demo data is missing; running it again creates nothing."""
+    summary = DemoSummary()
+    vendors = {}
+    for name, kind, email, website, notes in VENDORS:
+        vendors[name], created = Vendor.objects.get_or_create(
+            name=name,
+            defaults={"kind": kind, "contact_email": email, "website": website, "notes": notes},
+        )
+        summary.add("vendors", created)
+    gpus = {}
+    for name, family, memory_gb in GPU_MODELS:
+        gpus[name], created = GpuModel.objects.get_or_create(
+            name=name, defaults={"family": family, "memory_gb": memory_gb}
+        )
+        summary.add("GPU models", created)
+    users = {}
+    user_model = get_user_model()
+    for username, first, last, email in USERS:
+        user = user_model.objects.filter(username=username).first()
+        summary.add("users", user is None)
+        if user is None:
+            user = user_model(username=username, first_name=first, last_name=last, email=email)
+            user.set_unusable_password()  # buyers receive alerts; they log in once given one
+            user.save()
+        users[username] = user
+    for spec in ORDERS:
+        _load_order(spec, vendors, gpus, users, summary)
+    return summary
+
+
+def _load_order(
+    spec: DemoOrder,
+    vendors: dict[str, Vendor],
+    gpus: dict[str, GpuModel],
+    users: dict,
+    summary: DemoSummary,
+) -> None:
+    order, created = PurchaseOrder.objects.get_or_create(
+        po_number=spec.po_number,
+        defaults={
+            "vendor": vendors[spec.vendor],
+            "buyer": users[spec.buyer],
+            "placed_on": spec.placed_on,
+            "need_by": spec.need_by,
+            "status": spec.status,
+            "currency": "USD",
+            "notes": spec.notes,
+        },
+    )
+    summary.add("orders", created)
+    if created:
+        order.full_clean()
+        order.watchers.set([users[w] for w in spec.watchers])
+    lines = {}
+    for gpu_name, quantity, price in spec.lines:
+        lines[gpu_name], created = OrderLine.objects.get_or_create(
+            order=order,
+            gpu_model=gpus[gpu_name],
+            defaults={"quantity": quantity, "unit_price": Decimal(price)},
+        )
+        summary.add("order lines", created)
+    for quoted_on, delivery_date, gpu_name, note in spec.quotes:
+        line = lines[gpu_name] if gpu_name else None
+        exists = DeliveryQuote.objects.filter(
+            order=order, line=line, quoted_on=quoted_on, delivery_date=delivery_date
+        ).exists()
+        if not exists:
+            services.quote_add(
+                order=order,
+                line=line,
+                quoted_on=quoted_on,
+                delivery_date=delivery_date,
+                note=note,
+                source="demo",
+            )
+        summary.add("delivery quotes", not exists)
+    for gpu_name, quantity, delivered_on in spec.receipts:
+        line = lines[gpu_name]
+        exists = Delivery.objects.filter(
+            line=line, quantity=quantity, delivered_on=delivered_on
+        ).exists()
+        if not exists:
+            services.delivery_record(line=line, quantity=quantity, delivered_on=delivered_on)
+        summary.add("deliveries", not exists)

@@ -1,0 +1,390 @@
+"""GPU purchase orders, the delivery dates vendors quote for them, and what actually arrived.
+
+Invariants live twice: in `clean()` (messages naming the field and value, shown by the admin
+and raised by services) and in the database, as CHECK/UNIQUE constraints where one row can
+express them and as triggers (orders/db_triggers.py) where they span tables.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Lower
+
+from orders.querysets import DeliveryQuoteQuerySet, OrderLineQuerySet, PurchaseOrderQuerySet
+
+currency_validator = RegexValidator(
+    r"^[A-Z]{3}$", "Currency must be a three-letter ISO 4217 code in capitals, e.g. USD."
+)
+
+
+class VendorKind(models.TextChoices):
+    OEM = "oem", "OEM"
+    DISTRIBUTOR = "distributor", "Distributor"
+    RESELLER = "reseller", "Reseller"
+    CLOUD = "cloud", "Cloud provider"
+
+
+class OrderStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PLACED = "placed", "Placed"
+    CONFIRMED = "confirmed", "Confirmed"
+    PARTIALLY_RECEIVED = "partially_received", "Partially received"
+    RECEIVED = "received", "Received"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Vendor(models.Model):
+    Kind = VendorKind
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=VendorKind.choices)
+    contact_email = models.EmailField(blank=True)
+    website = models.URLField(blank=True)
+    notes = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="vendor_name_unique_ci",
+                violation_error_message="A vendor with this name already exists.",
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="vendor_name_not_blank"),
+            models.CheckConstraint(
+                condition=Q(kind__in=VendorKind.values), name="vendor_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GpuModel(models.Model):
+    name = models.CharField(max_length=100, help_text='e.g. "A100 80GB SXM", "H100 SXM"')
+    family = models.CharField(max_length=50, blank=True, help_text='e.g. "Ampere", "Hopper"')
+    memory_gb = models.PositiveSmallIntegerField("memory (GB)", validators=[MinValueValidator(1)])
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "GPU model"
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="gpumodel_name_unique_ci",
+                violation_error_message="A GPU model with this name already exists.",
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="gpumodel_name_not_blank"),
+            models.CheckConstraint(condition=Q(memory_gb__gt=0), name="gpumodel_memory_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PurchaseOrder(models.Model):
+    Status = OrderStatus
+
+    OPEN_STATUSES = (OrderStatus.PLACED, OrderStatus.CONFIRMED, OrderStatus.PARTIALLY_RECEIVED)
+
+    po_number = models.CharField("PO number", max_length=64, unique=True)
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="orders")
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="purchase_orders"
+    )
+    watchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="watched_orders",
+        help_text="Other people told about slips on this order.",
+    )
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED
+    )
+    placed_on = models.DateField()
+    need_by = models.DateField(
+        null=True, blank=True, help_text="When the team needs the hardware in hand."
+    )
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PurchaseOrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-placed_on", "-id"]
+        verbose_name = "purchase order"
+        constraints = [
+            models.CheckConstraint(condition=~Q(po_number=""), name="po_number_not_blank"),
+            models.CheckConstraint(
+                condition=Q(status__in=OrderStatus.values), name="po_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(need_by__isnull=True) | Q(need_by__gte=F("placed_on")),
+                name="po_need_by_not_before_placed_on",
+                violation_error_message="Need-by date cannot be before the order was placed.",
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[A-Z]{3}$"), name="po_currency_iso_code"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "placed_on"])]
+
+    def __str__(self) -> str:
+        return self.po_number
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.need_by and self.placed_on and self.need_by < self.placed_on:
+            errors["need_by"] = (
+                f"Need-by date {self.need_by.isoformat()} is before the order was placed "
+                f"({self.placed_on.isoformat()})."
+            )
+        if self.buyer_id and not self.buyer.email:
+            errors["buyer"] = (
+                f"Buyer {self.buyer} has no email address; alerts could not reach them."
+            )
+        if self.pk and self.placed_on:
+            earliest = (
+                DeliveryQuote.objects.filter(order_id=self.pk)
+                .filter(Q(quoted_on__lt=self.placed_on) | Q(delivery_date__lt=self.placed_on))
+                .order_by("quoted_on")
+                .first()
+            )
+            if earliest is not None:
+                errors["placed_on"] = (
+                    f"Placed-on date {self.placed_on.isoformat()} is after a quote this order "
+                    f"already has (quoted {earliest.quoted_on.isoformat()}, delivery "
+                    f"{earliest.delivery_date.isoformat()})."
+                )
+            elif Delivery.objects.filter(
+                line__order_id=self.pk, delivered_on__lt=self.placed_on
+            ).exists():
+                errors["placed_on"] = (
+                    f"Placed-on date {self.placed_on.isoformat()} is after a recorded receipt."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(PurchaseOrder, on_delete=models.CASCADE, related_name="lines")
+    gpu_model = models.ForeignKey(
+        GpuModel, on_delete=models.PROTECT, related_name="order_lines", verbose_name="GPU model"
+    )
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    unit_price = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Price per GPU in the order's currency.",
+    )
+
+    objects = OrderLineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0),
+                name="orderline_quantity_positive",
+                violation_error_message="Quantity must be at least 1.",
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0),
+                name="orderline_unit_price_not_negative",
+                violation_error_message="Unit price cannot be negative.",
+            ),
+            models.UniqueConstraint(
+                fields=["order", "gpu_model"],
+                name="orderline_one_line_per_gpu_model",
+                violation_error_message="This order already has a line for that GPU model.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.gpu_model} on {self.order}"
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+    def clean(self) -> None:
+        if self.pk and self.quantity is not None:
+            received = self.deliveries.aggregate(total=Sum("quantity"))["total"] or 0
+            if self.quantity < received:
+                raise ValidationError(
+                    {
+                        "quantity": f"Quantity {self.quantity} is below the {received} "
+                        "already received on this line."
+                    }
+                )
+
+
+class DeliveryQuote(models.Model):
+    """One delivery date a vendor quoted. Append-only: a correction is a new quote.
+
+    The earliest quote that applies to a line is its baseline, the latest its current date.
+    A quote with a line applies to that line only; one without applies to every line.
+    """
+
+    order = models.ForeignKey(PurchaseOrder, on_delete=models.CASCADE, related_name="quotes")
+    line = models.ForeignKey(
+        OrderLine,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="quotes",
+        help_text="Only for split shipments: the line this date applies to. Empty = whole order.",
+    )
+    quoted_on = models.DateField(help_text="When the vendor gave this date.")
+    delivery_date = models.DateField(help_text="The delivery date the vendor quoted.")
+    note = models.CharField(max_length=500, blank=True)
+    source = models.CharField(
+        max_length=100, blank=True, help_text='Where it came from: "email", "portal", a file...'
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DeliveryQuoteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["quoted_on", "id"]
+        verbose_name = "delivery quote"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(delivery_date__gte=F("quoted_on")),
+                name="quote_delivery_not_before_quoted_on",
+                violation_error_message="A quoted delivery date cannot be before the day it "
+                "was quoted.",
+            ),
+            # The same promise recorded twice is a duplicate, not a re-quote.
+            models.UniqueConstraint(
+                fields=["order", "quoted_on", "delivery_date"],
+                condition=Q(line__isnull=True),
+                name="quote_unique_per_order",
+                violation_error_message="This order already has that quote.",
+            ),
+            models.UniqueConstraint(
+                fields=["line", "quoted_on", "delivery_date"],
+                condition=Q(line__isnull=False),
+                name="quote_unique_per_line",
+                violation_error_message="This line already has that quote.",
+            ),
+        ]
+        indexes = [models.Index(fields=["order", "line", "quoted_on", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.order}: {self.delivery_date.isoformat()} (quoted {self.quoted_on})"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        # getattr: on the admin's add page the order is not saved yet but is attached.
+        order = getattr(self, "order", None)
+        if order is not None and order.placed_on:
+            placed = order.placed_on.isoformat()
+            if self.quoted_on and self.quoted_on < order.placed_on:
+                errors["quoted_on"] = (
+                    f"Quoted-on date {self.quoted_on.isoformat()} is before the order was "
+                    f"placed ({placed})."
+                )
+            if self.delivery_date and self.delivery_date < order.placed_on:
+                errors["delivery_date"] = (
+                    f"Delivery date {self.delivery_date.isoformat()} is before the order was "
+                    f"placed ({placed})."
+                )
+        if (
+            "delivery_date" not in errors
+            and self.delivery_date
+            and self.quoted_on
+            and self.delivery_date < self.quoted_on
+        ):
+            errors["delivery_date"] = (
+                f"Delivery date {self.delivery_date.isoformat()} is before the day it was "
+                f"quoted ({self.quoted_on.isoformat()})."
+            )
+        if self.line_id and self.order_id and self.line.order_id != self.order_id:
+            errors["line"] = f"Line {self.line} belongs to another order."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Delivery(models.Model):
+    """GPUs of one order line that really arrived, on the day they arrived."""
+
+    # The order is implied by the line; it is stored too (and kept consistent by a trigger)
+    # so receipts list, filter and inline on the order without a join through lines.
+    order = models.ForeignKey(PurchaseOrder, on_delete=models.CASCADE, related_name="deliveries")
+    line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="deliveries")
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    delivered_on = models.DateField(help_text="The day the GPUs arrived (may be in the past).")
+    note = models.CharField(max_length=500, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["delivered_on", "id"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0),
+                name="delivery_quantity_positive",
+                violation_error_message="Received quantity must be at least 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.line.gpu_model} on {self.delivered_on}"
+
+    def clean(self) -> None:
+        if not self.line_id:
+            return
+        errors: dict[str, str] = {}
+        line = self.line
+        order = getattr(self, "order", None) or line.order
+        if order.pk and line.order_id != order.pk:
+            errors["line"] = f"Line {line} belongs to another order."
+        placed_on = order.placed_on
+        if self.delivered_on and placed_on and self.delivered_on < placed_on:
+            errors["delivered_on"] = (
+                f"Delivery date {self.delivered_on.isoformat()} is before the order was placed "
+                f"({placed_on.isoformat()})."
+            )
+        if self.quantity:
+            already = (
+                Delivery.objects.filter(line_id=line.pk)
+                .exclude(pk=self.pk)
+                .aggregate(total=Sum("quantity"))["total"]
+                or 0
+            )
+            if already + self.quantity > line.quantity:
+                errors["quantity"] = (
+                    f"Receiving {self.quantity} would exceed the {line.quantity} ordered on "
+                    f"this line ({already} already received)."
+                )
+        if errors:
+            raise ValidationError(errors)

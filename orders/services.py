@@ -1,0 +1,97 @@
+"""State changes. Every new quote and every receipt goes through these functions, whether it
+comes from the admin, an import, the demo loader or a test, so the rules are applied once."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Sum
+
+from orders.dates import today
+from orders.models import Delivery, DeliveryQuote, OrderLine, PurchaseOrder
+
+Status = PurchaseOrder.Status
+
+
+@transaction.atomic
+def quote_add(
+    *,
+    order: PurchaseOrder,
+    delivery_date: date,
+    quoted_on: date | None = None,
+    line: OrderLine | None = None,
+    note: str = "",
+    source: str = "",
+    recorded_by: AbstractBaseUser | None = None,
+) -> DeliveryQuote:
+    """Append a delivery date the vendor quoted; validated, never overwriting an earlier one."""
+    quote = DeliveryQuote(
+        order=order,
+        line=line,
+        quoted_on=quoted_on or today(),
+        delivery_date=delivery_date,
+        note=note.strip(),
+        source=source.strip(),
+        recorded_by=recorded_by,
+    )
+    quote.full_clean()
+    quote.save()
+    return quote
+
+
+@transaction.atomic
+def delivery_record(
+    *,
+    line: OrderLine,
+    quantity: int,
+    delivered_on: date | None = None,
+    note: str = "",
+    recorded_by: AbstractBaseUser | None = None,
+) -> Delivery:
+    """Record GPUs that arrived on a line and move the order's status along with receipts."""
+    # Lock the line so two receipts recorded at once cannot both pass the over-receipt check.
+    locked = OrderLine.objects.select_for_update().select_related("order").get(pk=line.pk)
+    delivery = Delivery(
+        order=locked.order,
+        line=locked,
+        quantity=quantity,
+        delivered_on=delivered_on or today(),
+        note=note.strip(),
+        recorded_by=recorded_by,
+    )
+    delivery.full_clean()
+    delivery.save()
+    order_sync_status_with_receipts(order=locked.order)
+    return delivery
+
+
+@transaction.atomic
+def delivery_remove(*, delivery: Delivery) -> None:
+    """Undo a receipt recorded by mistake; the order's status follows."""
+    order = delivery.line.order
+    delivery.delete()
+    order_sync_status_with_receipts(order=order)
+
+
+def order_sync_status_with_receipts(*, order: PurchaseOrder) -> PurchaseOrder:
+    """Set received / partially received from what has arrived. Drafts and cancelled orders
+    keep their status: a receipt does not un-cancel an order."""
+    if order.status in (Status.DRAFT, Status.CANCELLED):
+        return order
+    # Two aggregates: one join over lines and deliveries would count a line once per receipt.
+    ordered = OrderLine.objects.filter(order=order).aggregate(n=Sum("quantity"))["n"] or 0
+    received = Delivery.objects.filter(order=order).aggregate(n=Sum("quantity"))["n"] or 0
+    if ordered and received >= ordered:
+        new_status = Status.RECEIVED
+    elif received:
+        new_status = Status.PARTIALLY_RECEIVED
+    elif order.status in (Status.RECEIVED, Status.PARTIALLY_RECEIVED):
+        new_status = Status.CONFIRMED
+    else:
+        new_status = order.status
+    if new_status != order.status:
+        order.status = new_status
+        order.save(update_fields=["status", "updated_at"])
+    return order
