@@ -70,7 +70,10 @@ class Vendor(models.Model):
 class GpuModel(models.Model):
     name = models.CharField(max_length=100, help_text='e.g. "A100 80GB SXM", "H100 SXM"')
     family = models.CharField(max_length=50, blank=True, help_text='e.g. "Ampere", "Hopper"')
-    memory_gb = models.PositiveSmallIntegerField("memory (GB)", validators=[MinValueValidator(1)])
+    memory_gb = models.PositiveSmallIntegerField(
+        "memory (GB)",
+        validators=[MinValueValidator(1, "Memory must be at least 1 GB, not %(value)s.")],
+    )
 
     class Meta:
         ordering = ["name"]
@@ -184,11 +187,13 @@ class OrderLine(models.Model):
     gpu_model = models.ForeignKey(
         GpuModel, on_delete=models.PROTECT, related_name="order_lines", verbose_name="GPU model"
     )
-    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    quantity = models.PositiveIntegerField(
+        validators=[MinValueValidator(1, "Quantity must be at least 1, not %(value)s.")]
+    )
     unit_price = models.DecimalField(
         max_digits=14,
         decimal_places=2,
-        validators=[MinValueValidator(Decimal("0"))],
+        validators=[MinValueValidator(Decimal("0"), "Unit price cannot be negative (%(value)s).")],
         help_text="Price per GPU in the order's currency.",
     )
 
@@ -266,6 +271,9 @@ class DeliveryQuote(models.Model):
 
     objects = DeliveryQuoteQuerySet.as_manager()
 
+    # What a quote promised; never changed once recorded (a trigger enforces it too).
+    HISTORY_FIELDS = ("order_id", "line_id", "quoted_on", "delivery_date")
+
     class Meta:
         ordering = ["quoted_on", "id"]
         verbose_name = "delivery quote"
@@ -296,6 +304,12 @@ class DeliveryQuote(models.Model):
         return f"{self.order}: {self.delivery_date.isoformat()} (quoted {self.quoted_on})"
 
     def clean(self) -> None:
+        if self.pk:
+            original = DeliveryQuote.objects.filter(pk=self.pk).values(*self.HISTORY_FIELDS).first()
+            if original and any(getattr(self, f) != v for f, v in original.items()):
+                raise ValidationError(
+                    "Delivery quotes are history and cannot be changed: add a new quote instead."
+                )
         errors: dict[str, str] = {}
         # getattr: on the admin's add page the order is not saved yet but is attached.
         order = getattr(self, "order", None)
@@ -334,7 +348,9 @@ class Delivery(models.Model):
     # so receipts list, filter and inline on the order without a join through lines.
     order = models.ForeignKey(PurchaseOrder, on_delete=models.CASCADE, related_name="deliveries")
     line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="deliveries")
-    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    quantity = models.PositiveIntegerField(
+        validators=[MinValueValidator(1, "Received quantity must be at least 1, not %(value)s.")]
+    )
     delivered_on = models.DateField(help_text="The day the GPUs arrived (may be in the past).")
     note = models.CharField(max_length=500, blank=True)
     recorded_by = models.ForeignKey(

@@ -83,7 +83,7 @@ start_redis() {
     sleep 0.1
   done
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-  log "Redis $(redis-server --version | awk '{print $3}') started on 127.0.0.1:$REDIS_PORT"
+  log "Redis $(redis-server --version | awk '{print $3}' | sed 's/^v=//') started on 127.0.0.1:$REDIS_PORT"
 }
 
 stop_redis() {

@@ -1,0 +1,35 @@
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    db = settings.DATABASES["default"]
+    where = f"{db['HOST']}:{db['PORT']}" if ON_POSTGRES else db["NAME"]
+    return f"database: {db['ENGINE'].rsplit('.', 1)[-1]} ({where})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="needs PostgreSQL: run scripts/test.sh or set DATABASE_URL")
+    for item in items:
+        if "postgres" in item.keywords and not ON_POSTGRES:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def admin_client_logged_in(client: Any, admin_user: Any) -> Any:
+    admin_user.email = "admin@example.com"
+    admin_user.save()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings: Any) -> None:
+    """Production serves hashed files made by collectstatic; tests render without running it."""
+    settings.STORAGES = settings.STORAGES | {
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    }

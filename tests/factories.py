@@ -1,0 +1,60 @@
+"""Factories for test data. Quotes and receipts are made through orders.services, as in the app."""
+
+from datetime import date
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from factory.django import DjangoModelFactory
+
+from orders.models import GpuModel, OrderLine, PurchaseOrder, Vendor
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"buyer{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@gpu-buyers.example")
+    is_active = True
+
+
+class VendorFactory(DjangoModelFactory):
+    class Meta:
+        model = Vendor
+
+    name = factory.Sequence(lambda n: f"Vendor {n}")
+    kind = Vendor.Kind.DISTRIBUTOR
+
+
+class GpuModelFactory(DjangoModelFactory):
+    class Meta:
+        model = GpuModel
+        django_get_or_create = ("name",)
+
+    name = "A100 80GB SXM"
+    family = "Ampere"
+    memory_gb = 80
+
+
+class PurchaseOrderFactory(DjangoModelFactory):
+    class Meta:
+        model = PurchaseOrder
+
+    po_number = factory.Sequence(lambda n: f"PO-T-{n:05d}")
+    vendor = factory.SubFactory(VendorFactory)
+    buyer = factory.SubFactory(UserFactory)
+    status = PurchaseOrder.Status.CONFIRMED
+    placed_on = date(2023, 4, 14)
+    currency = "USD"
+
+
+class OrderLineFactory(DjangoModelFactory):
+    class Meta:
+        model = OrderLine
+
+    order = factory.SubFactory(PurchaseOrderFactory)
+    gpu_model = factory.SubFactory(GpuModelFactory)
+    quantity = 8
+    unit_price = Decimal("10000.00")

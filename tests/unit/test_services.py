@@ -1,0 +1,90 @@
+"""Receipts move an order's status; quotes are appended through one service."""
+
+import threading
+from datetime import date
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from orders import services
+from orders.models import Delivery, PurchaseOrder
+from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory
+
+Status = PurchaseOrder.Status
+D = date.fromisoformat
+
+
+@pytest.mark.django_db
+def test_status_follows_receipts() -> None:
+    order = PurchaseOrderFactory(status=Status.CONFIRMED)
+    a100 = OrderLineFactory(order=order, quantity=8)
+    a10 = OrderLineFactory(order=order, quantity=4, gpu_model=GpuModelFactory(name="A10"))
+
+    services.delivery_record(line=a100, quantity=8, delivered_on=D("2023-05-15"))
+    order.refresh_from_db()
+    assert order.status == Status.PARTIALLY_RECEIVED
+
+    last = services.delivery_record(line=a10, quantity=4, delivered_on=D("2023-05-20"))
+    order.refresh_from_db()
+    assert order.status == Status.RECEIVED
+
+    services.delivery_remove(delivery=last)
+    order.refresh_from_db()
+    assert order.status == Status.PARTIALLY_RECEIVED
+
+
+@pytest.mark.django_db
+def test_a_receipt_does_not_uncancel_an_order() -> None:
+    order = PurchaseOrderFactory(status=Status.CANCELLED)
+    line = OrderLineFactory(order=order, quantity=2)
+    services.delivery_record(line=line, quantity=2, delivered_on=D("2023-05-15"))
+    order.refresh_from_db()
+    assert order.status == Status.CANCELLED
+
+
+@pytest.mark.django_db
+def test_quote_add_validates_and_saves_nothing_on_error() -> None:
+    order = PurchaseOrderFactory(placed_on=D("2023-04-14"))
+    with pytest.raises(ValidationError) as excinfo:
+        services.quote_add(order=order, quoted_on=D("2023-04-14"), delivery_date=D("2023-04-01"))
+    assert "delivery_date" in excinfo.value.message_dict
+    assert not order.quotes.exists()
+
+
+@pytest.mark.django_db
+def test_quote_add_defaults_quoted_on_to_today_in_the_time_zone(settings) -> None:
+    settings.TIME_ZONE = "Pacific/Kiritimati"  # UTC+14: its date is ahead of UTC's most of the day
+    from django.utils import timezone
+
+    order = PurchaseOrderFactory(placed_on=D("2023-04-14"))
+    quote = services.quote_add(order=order, delivery_date=D("2099-01-01"))
+    assert quote.quoted_on == timezone.localdate()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_receipts_cannot_over_receive() -> None:
+    """Two receipts of 5 on a line of 8, recorded at the same moment: exactly one fits."""
+    line = OrderLineFactory(quantity=8)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def receive() -> None:
+        try:
+            barrier.wait()
+            services.delivery_record(line=line, quantity=5, delivered_on=D("2023-05-15"))
+            outcomes.append("saved")
+        except ValidationError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=receive) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(outcomes) == ["refused", "saved"]
+    assert sum(Delivery.objects.filter(line=line).values_list("quantity", flat=True)) == 5
