@@ -13,8 +13,18 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from orders import services
-from orders.models import Delivery, DeliveryQuote, GpuModel, OrderLine, PurchaseOrder, Vendor
+from orders import alerts, services
+from orders.models import (
+    Delivery,
+    DeliveryQuote,
+    GpuModel,
+    OrderLine,
+    OutboxEmail,
+    PurchaseOrder,
+    ScanRun,
+    SlipAlert,
+    Vendor,
+)
 
 
 def _days(value: int | None) -> str:
@@ -110,6 +120,32 @@ def _lines_of_order_in_url(request: HttpRequest) -> QuerySet[OrderLine]:
     return lines.filter(order_id=object_id) if object_id else lines.none()
 
 
+class SlipAlertInline(admin.TabularInline):
+    """The order's alert history, read-only: alerts are facts the scan records."""
+
+    model = SlipAlert
+    fields = ["detected_at", "code", "severity", "message", "notified_at", "acknowledged"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "slip alerts"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SlipAlert]:
+        return super().get_queryset(request).select_related("acknowledged_by")
+
+    @admin.display(description="acknowledged")
+    def acknowledged(self, alert: SlipAlert) -> str:
+        if alert.acknowledged_at is None:
+            return "no"
+        return f"{alert.acknowledged_at:%Y-%m-%d} by {alert.acknowledged_by or 'a removed user'}"
+
+
 class SlippingFilter(admin.SimpleListFilter):
     title = "slipping"
     parameter_name = "slipping"
@@ -138,6 +174,7 @@ class PurchaseOrderAdmin(admin.ModelAdmin):
         "baseline_lead",
         "current_lead",
         "slip",
+        "open_alerts",
     ]
     list_filter = [
         "vendor",
@@ -156,16 +193,26 @@ class PurchaseOrderAdmin(admin.ModelAdmin):
         ("Dates and money", {"fields": ["placed_on", "need_by", "currency"]}),
         (None, {"fields": ["notes", "created_at", "updated_at"]}),
     ]
-    inlines = [OrderLineInline, DeliveryQuoteInline, DeliveryInline]
+    inlines = [OrderLineInline, DeliveryQuoteInline, DeliveryInline, SlipAlertInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PurchaseOrder]:
         lines = OrderLine.objects.select_related("gpu_model").order_by("id")
+        unacknowledged = SlipAlert.objects.filter(acknowledged_at__isnull=True).only(
+            "order_id", "code"
+        )
         return (
             super()
             .get_queryset(request)
             .with_lead_times()
-            .prefetch_related(Prefetch("lines", queryset=lines))
+            .prefetch_related(
+                Prefetch("lines", queryset=lines),
+                Prefetch("alerts", queryset=unacknowledged, to_attr="open_alert_list"),
+            )
         )
+
+    @admin.display(description="open alerts")
+    def open_alerts(self, order: PurchaseOrder) -> str:
+        return ", ".join(sorted({a.code for a in order.open_alert_list})) or "—"
 
     @admin.display(description="GPUs")
     def gpu_summary(self, order: PurchaseOrder) -> str:
@@ -331,3 +378,101 @@ class DeliveryAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         for delivery in queryset.select_related("line__order"):
             services.delivery_remove(delivery=delivery)
+
+
+class AcknowledgedFilter(admin.SimpleListFilter):
+    title = "acknowledged"
+    parameter_name = "acknowledged"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(acknowledged_at__isnull=self.value() == "no")
+        return None
+
+
+@admin.register(SlipAlert)
+class SlipAlertAdmin(admin.ModelAdmin):
+    """Alerts are recorded by the scan; people only acknowledge them."""
+
+    list_display = [
+        "order",
+        "vendor",
+        "code",
+        "severity",
+        "message",
+        "detected_at",
+        "notified_at",
+        "acknowledged_at",
+        "acknowledged_by",
+    ]
+    list_filter = [
+        "code",
+        "severity",
+        ("order__vendor", admin.RelatedOnlyFieldListFilter),
+        AcknowledgedFilter,
+    ]
+    list_select_related = ["order__vendor", "acknowledged_by"]
+    search_fields = ["order__po_number", "order__vendor__name", "message"]
+    date_hierarchy = "detected_at"
+    actions = ["acknowledge"]
+    readonly_fields = [f.name for f in SlipAlert._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Needed for the acknowledge action; every field stays read-only.
+        return request.user.has_perm("orders.change_slipalert")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(ordering="order__vendor__name")
+    def vendor(self, alert: SlipAlert) -> Vendor:
+        return alert.order.vendor
+
+    @admin.action(description="Acknowledge selected alerts (stops reminders)")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[SlipAlert]) -> None:
+        count = alerts.alerts_acknowledge(
+            alert_ids=list(queryset.values_list("pk", flat=True)), user=request.user
+        )
+        self.message_user(request, f"Acknowledged {count} alert(s).")
+
+
+@admin.register(OutboxEmail)
+class OutboxEmailAdmin(admin.ModelAdmin):
+    """The alert emails: what was sent to whom, and what is waiting for a retry."""
+
+    list_display = ["created_at", "recipient_email", "subject", "status", "attempts", "sent_at"]
+    list_filter = ["status"]
+    search_fields = ["recipient_email", "subject"]
+    readonly_fields = [f.name for f in OutboxEmail._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ScanRun)
+class ScanRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "started_at",
+        "finished_at",
+        "scanned_for",
+        "orders",
+        "new_alerts",
+        "emails",
+        "findings",
+    ]
+    readonly_fields = [f.name for f in ScanRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

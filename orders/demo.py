@@ -223,8 +223,10 @@ def load_demo() -> DemoSummary:
             user.set_unusable_password()  # buyers receive alerts; they log in once given one
             user.save()
         users[username] = user
+    requoted: set[int] = set()
     for spec in ORDERS:
-        _load_order(spec, vendors, gpus, users, summary)
+        _load_order(spec, vendors, gpus, users, summary, requoted)
+    services.orders_check_after_commit(order_ids=requoted)
     return summary
 
 
@@ -234,6 +236,7 @@ def _load_order(
     gpus: dict[str, GpuModel],
     users: dict,
     summary: DemoSummary,
+    requoted: set[int],
 ) -> None:
     order, created = PurchaseOrder.objects.get_or_create(
         po_number=spec.po_number,
@@ -272,7 +275,9 @@ def _load_order(
                 delivery_date=delivery_date,
                 note=note,
                 source="demo",
+                check=False,
             )
+            requoted.add(order.pk)
         summary.add("delivery quotes", not exists)
     for gpu_name, quantity, delivered_on in spec.receipts:
         line = lines[gpu_name]

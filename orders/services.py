@@ -3,6 +3,7 @@ comes from the admin, an import, the demo loader or a test, so the rules are app
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -25,8 +26,13 @@ def quote_add(
     note: str = "",
     source: str = "",
     recorded_by: AbstractBaseUser | None = None,
+    check: bool = True,
 ) -> DeliveryQuote:
-    """Append a delivery date the vendor quoted; validated, never overwriting an earlier one."""
+    """Append a delivery date the vendor quoted; validated, never overwriting an earlier one.
+
+    Once the transaction commits, the order is re-judged by the slip rules (a Celery task), so
+    the buyer hears within a minute. Bulk loaders pass check=False and call
+    `orders_check_after_commit` once per order instead of once per quote."""
     quote = DeliveryQuote(
         order=order,
         line=line,
@@ -38,7 +44,18 @@ def quote_add(
     )
     quote.full_clean()
     quote.save()
+    if check:
+        orders_check_after_commit(order_ids=[order.pk])
     return quote
+
+
+def orders_check_after_commit(*, order_ids: Iterable[int]) -> None:
+    """Queue a slip check of each order once the current transaction commits (so the worker
+    sees the new rows)."""
+    from orders.tasks import check_order
+
+    for order_id in sorted(set(order_ids)):
+        transaction.on_commit(lambda order_id=order_id: check_order.delay(order_id))
 
 
 @transaction.atomic

@@ -136,6 +136,17 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# --- Slip rules and alerts -------------------------------------------------------------------
+SLIP_LEAD_TIME_FACTOR = env.float("SLIP_LEAD_TIME_FACTOR", default=3.0)
+SLIP_LEAD_TIME_LIMIT_DAYS = env.int("SLIP_LEAD_TIME_LIMIT_DAYS", default=90)
+SLIP_WATCHED_MONTHS = env.list("SLIP_WATCHED_MONTHS", cast=int, default=[12])
+# An alert nobody acknowledged is sent again every this many days, to the buyer and managers.
+SLIP_ESCALATE_DAYS = env.int("SLIP_ESCALATE_DAYS", default=7)
+PROCUREMENT_MANAGERS = env.list("PROCUREMENT_MANAGERS", default=[])
+SLIP_SCAN_BATCH_SIZE = env.int("SLIP_SCAN_BATCH_SIZE", default=2000)
+# A digest still "sending" after this long belonged to a worker that died: try it again.
+OUTBOX_STALE_SENDING_MINUTES = env.int("OUTBOX_STALE_SENDING_MINUTES", default=15)
+
 # --- Security (production turns these on through the environment) -----------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)

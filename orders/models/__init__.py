@@ -1,0 +1,28 @@
+from orders.models.alerts import AlertNotice, OutboxEmail, ScanRun, SlipAlert
+from orders.models.procurement import (
+    Delivery,
+    DeliveryQuote,
+    GpuModel,
+    OrderLine,
+    OrderStatus,
+    PurchaseOrder,
+    Vendor,
+    VendorKind,
+    currency_validator,
+)
+
+__all__ = [
+    "AlertNotice",
+    "Delivery",
+    "DeliveryQuote",
+    "GpuModel",
+    "OrderLine",
+    "OrderStatus",
+    "OutboxEmail",
+    "PurchaseOrder",
+    "ScanRun",
+    "SlipAlert",
+    "Vendor",
+    "VendorKind",
+    "currency_validator",
+]

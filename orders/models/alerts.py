@@ -1,0 +1,175 @@
+"""What the slip scan found, who must be told, and the email outbox that tells them once.
+
+SlipAlert: one per (order, rule, triggering quote); the unique constraint is what makes
+concurrent or repeated scans harmless. AlertNotice: one alert for one recipient in one round
+(0 when found, n for the nth escalation), unique likewise. OutboxEmail: one digest for one
+recipient; claimed READY -> SENDING by exactly one sender, SENT only once the SMTP server
+accepted it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from orders.models.procurement import DeliveryQuote, PurchaseOrder
+from orders.slips import Code, Severity
+
+
+class SlipAlert(models.Model):
+    Code = models.TextChoices(
+        "Code", [(c.name, (c.value, c.value.replace("_", " "))) for c in Code]
+    )
+    Severity = models.TextChoices("Severity", [(s.name, (s.value, s.value)) for s in Severity])
+
+    order = models.ForeignKey(PurchaseOrder, on_delete=models.CASCADE, related_name="alerts")
+    code = models.CharField(max_length=32, choices=Code.choices)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    quote = models.ForeignKey(
+        DeliveryQuote,
+        on_delete=models.CASCADE,
+        related_name="alerts",
+        help_text="The quote that made this true.",
+    )
+    message = models.CharField(max_length=300)
+    detected_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an SMTP server first accepted an email about it."
+    )
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        verbose_name = "slip alert"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "code", "quote"], name="slipalert_one_per_order_code_quote"
+            ),
+            models.CheckConstraint(
+                condition=Q(code__in=[c.value for c in Code]), name="slipalert_code_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(severity__in=[s.value for s in Severity]),
+                name="slipalert_severity_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(acknowledged_by__isnull=True) | Q(acknowledged_at__isnull=False),
+                name="slipalert_acknowledged_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["order", "code"]),
+            models.Index(fields=["acknowledged_at", "detected_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order}: {self.get_code_display()}"
+
+    @property
+    def is_acknowledged(self) -> bool:
+        return self.acknowledged_at is not None
+
+
+def new_message_id() -> str:
+    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip("> ") or "localhost"
+    return f"<slip-{uuid.uuid4().hex}@{domain}>"
+
+
+class OutboxEmail(models.Model):
+    class Status(models.TextChoices):
+        READY = "ready", "Ready"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (will retry)"
+
+    recipient_email = models.EmailField()
+    subject = models.CharField(max_length=300)
+    body_text = models.TextField()
+    body_html = models.TextField()
+    # Stable across retries, so a mail client can drop the rare duplicate a crash could cause.
+    message_id = models.CharField(
+        max_length=200, unique=True, editable=False, default=new_message_id
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "alert email"
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="outbox_sent_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "claimed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_email}: {self.subject}"
+
+
+class AlertNotice(models.Model):
+    """One alert to tell one recipient in one round: 0 when found, n for the nth escalation."""
+
+    alert = models.ForeignKey(SlipAlert, on_delete=models.CASCADE, related_name="notices")
+    recipient_email = models.EmailField()
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty for procurement managers configured by address only.",
+    )
+    round = models.PositiveSmallIntegerField(default=0)
+    email = models.ForeignKey(
+        OutboxEmail, on_delete=models.SET_NULL, null=True, blank=True, related_name="notices"
+    )
+    skipped_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alert", "recipient_email", "round"], name="notice_once_per_round"
+            ),
+        ]
+        indexes = [models.Index(fields=["email", "skipped_reason"])]
+
+    def __str__(self) -> str:
+        return f"{self.alert} -> {self.recipient_email} (round {self.round})"
+
+
+class ScanRun(models.Model):
+    """A record of each full scan, so an operator can see when it last ran and what it found."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    scanned_for = models.DateField(help_text='The "today" the rules were evaluated for.')
+    orders = models.PositiveIntegerField(default=0)
+    findings = models.JSONField(default=dict, help_text="Findings per rule code.")
+    new_alerts = models.PositiveIntegerField(default=0)
+    notices = models.PositiveIntegerField(default=0)
+    emails = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Scan for {self.scanned_for} at {self.started_at:%Y-%m-%d %H:%M}"

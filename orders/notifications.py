@@ -1,0 +1,208 @@
+"""Who gets which email: pending alert notices become one digest per recipient per run, kept
+in an outbox and sent exactly once (barring a crash between the SMTP server's "accepted" and
+our commit, where the stable Message-ID lets mail clients drop the duplicate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F, Prefetch
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from orders.alerts import order_recipients
+from orders.models import AlertNotice, OrderLine, OutboxEmail, PurchaseOrder, SlipAlert
+from orders.slips import RANK, worst
+
+SKIPPED_NO_ACCESS = "recipient is inactive, has no email, or no longer buys or watches the order"
+
+
+@dataclass
+class OrderBlock:
+    """One order in a digest: its figures, a link, and the alerts to report."""
+
+    order: PurchaseOrder
+    alerts: list[SlipAlert] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return settings.SITE_URL + reverse(
+            "admin:orders_purchaseorder_change", args=[self.order.pk]
+        )
+
+    @property
+    def gpus(self) -> str:
+        return ", ".join(
+            f"{line.quantity}x {line.gpu_model.name}" for line in self.order.lines.all()
+        )
+
+    @property
+    def lead_change(self) -> str:
+        base, cur = self.order.baseline_lead_days, self.order.current_lead_days
+        if base is None or cur is None:
+            return ""
+        ratio = f", x{cur / base:.1f}" if base > 0 else ""
+        return f"{base} -> {cur} days{ratio}"
+
+    @property
+    def sorted_alerts(self) -> list[SlipAlert]:
+        return sorted(self.alerts, key=lambda a: RANK[a.code])
+
+
+@dataclass
+class Digest:
+    recipient_email: str
+    new: dict[int, OrderBlock] = field(default_factory=dict)
+    reminders: dict[int, OrderBlock] = field(default_factory=dict)
+    notice_ids: list[int] = field(default_factory=list)
+
+    def subject(self) -> str:
+        blocks = list(self.new.values()) or list(self.reminders.values())
+        po_numbers = [b.order.po_number for b in blocks]
+        shown = ", ".join(po_numbers[:3]) + (
+            f" +{len(po_numbers) - 3} more" if len(po_numbers) > 3 else ""
+        )
+        code = worst(a.code for b in blocks for a in b.alerts)
+        label = SlipAlert.Code(code).label if code else "slip"
+        prefix = "[GPU slip] " if self.new else "[GPU slip] Reminder: "
+        return f"{prefix}{shown}: {label}"
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "new": list(self.new.values()),
+            "reminders": list(self.reminders.values()),
+            "escalate_days": settings.SLIP_ESCALATE_DAYS,
+            "site_url": settings.SITE_URL,
+        }
+
+
+def build_digests() -> list[int]:
+    """Turn every pending notice into one outbox email per recipient; return their ids.
+
+    Notices are claimed with SELECT ... FOR UPDATE SKIP LOCKED, so two runs at once never put
+    the same notice in two emails."""
+    with transaction.atomic():
+        pending = list(
+            AlertNotice.objects.select_for_update(skip_locked=True)
+            .filter(email__isnull=True, skipped_reason="")
+            .order_by("id")
+            .values_list("id", "alert_id", "recipient_id", "recipient_email", "round")
+        )
+        if not pending:
+            return []
+        alerts = {
+            a.pk: a
+            for a in SlipAlert.objects.filter(pk__in={p[1] for p in pending}).select_related(
+                "quote"
+            )
+        }
+        order_ids = {a.order_id for a in alerts.values()}
+        orders = {
+            o.pk: o
+            for o in PurchaseOrder.objects.with_lead_times()
+            .filter(pk__in=order_ids)
+            .select_related("vendor")
+            .prefetch_related(
+                Prefetch("lines", queryset=OrderLine.objects.select_related("gpu_model"))
+            )
+        }
+        allowed = {
+            order_id: {user_id for user_id, _ in users}
+            for order_id, users in order_recipients(list(order_ids)).items()
+        }
+        digests: dict[str, Digest] = {}
+        skipped: list[int] = []
+        for notice_id, alert_id, user_id, email, escalation_round in pending:
+            alert = alerts[alert_id]
+            # Checked again at send time: access may have changed since the alert was found.
+            if user_id is not None and user_id not in allowed.get(alert.order_id, set()):
+                skipped.append(notice_id)
+                continue
+            digest = digests.setdefault(email, Digest(email))
+            section = digest.new if escalation_round == 0 else digest.reminders
+            section.setdefault(alert.order_id, OrderBlock(orders[alert.order_id])).alerts.append(
+                alert
+            )
+            digest.notice_ids.append(notice_id)
+        if skipped:
+            AlertNotice.objects.filter(pk__in=skipped).update(skipped_reason=SKIPPED_NO_ACCESS)
+        emails = OutboxEmail.objects.bulk_create([_render(d) for d in digests.values()])
+        AlertNotice.objects.bulk_update(
+            [
+                AlertNotice(pk=notice_id, email_id=email.pk)
+                for digest, email in zip(digests.values(), emails, strict=True)
+                for notice_id in digest.notice_ids
+            ],
+            ["email"],
+            batch_size=1000,
+        )
+        return [email.pk for email in emails]
+
+
+def _render(digest: Digest) -> OutboxEmail:
+    context = digest.context()
+    return OutboxEmail(
+        recipient_email=digest.recipient_email,
+        subject=digest.subject()[:300],
+        body_text=render_to_string("email/slip_digest.txt", context),
+        body_html=render_to_string("email/slip_digest.html", context),
+    )
+
+
+def send_outbox_email(email_id: int) -> bool:
+    """Send one digest if nobody else is sending or has sent it. Returns whether it was sent
+    by this call; raises on SMTP failure (after marking it FAILED) so the task can retry."""
+    claimed = OutboxEmail.objects.filter(
+        pk=email_id, status__in=[OutboxEmail.Status.READY, OutboxEmail.Status.FAILED]
+    ).update(
+        status=OutboxEmail.Status.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return False
+    email = OutboxEmail.objects.get(pk=email_id)
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.body_text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[email.recipient_email],
+        headers={"Message-ID": email.message_id},
+    )
+    message.attach_alternative(email.body_html, "text/html")
+    try:
+        message.send(fail_silently=False)
+    except Exception as exc:
+        OutboxEmail.objects.filter(pk=email_id).update(
+            status=OutboxEmail.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:500]
+        )
+        raise
+    now = timezone.now()
+    with transaction.atomic():
+        OutboxEmail.objects.filter(pk=email_id).update(
+            status=OutboxEmail.Status.SENT, sent_at=now, last_error=""
+        )
+        SlipAlert.objects.filter(
+            notices__email_id=email_id, notices__round=0, notified_at__isnull=True
+        ).update(notified_at=now)
+    return True
+
+
+def sweep_outbox() -> list[int]:
+    """Ids of digests to (re)send: failed ones, ready ones whose send task may have been lost,
+    and ones stuck "sending" by a worker that died."""
+    now = timezone.now()
+    stale = now - timedelta(minutes=settings.OUTBOX_STALE_SENDING_MINUTES)
+    OutboxEmail.objects.filter(status=OutboxEmail.Status.SENDING, claimed_at__lt=stale).update(
+        status=OutboxEmail.Status.FAILED, last_error="Sender stopped before finishing."
+    )
+    return list(
+        OutboxEmail.objects.filter(
+            status__in=[OutboxEmail.Status.READY, OutboxEmail.Status.FAILED],
+            created_at__lt=now - timedelta(minutes=1),
+        ).values_list("pk", flat=True)
+    )

@@ -1,0 +1,177 @@
+"""Slip rules: plain functions of an order's quote history, receipts, need-by date and today.
+
+No ORM here. The scan (orders.alerts) loads facts in batches and calls `evaluate()`.
+
+Which quotes apply, and so the baseline and current dates, follow the same definition as the
+SQL in orders/querysets.py (a test checks both agree): a line's applicable quotes are the
+order-level ones plus its own; earliest is baseline, latest current; the order's dates are the
+latest of its lines'.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    LEAD_TIME_MULTIPLIED = "lead_time_multiplied"
+    LEAD_TIME_OVER_LIMIT = "lead_time_over_limit"
+    DECEMBER_DELIVERY = "december_delivery"
+    PAST_NEED_BY = "past_need_by"
+    OVERDUE = "overdue"
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+SEVERITY = {
+    Code.PAST_NEED_BY: Severity.CRITICAL,
+    Code.OVERDUE: Severity.CRITICAL,
+    Code.LEAD_TIME_MULTIPLIED: Severity.WARNING,
+    Code.DECEMBER_DELIVERY: Severity.WARNING,
+    Code.LEAD_TIME_OVER_LIMIT: Severity.WARNING,
+}
+# Worst first: used to name the worst finding in an email subject.
+RANK = {code: i for i, code in enumerate(SEVERITY)}
+OPEN_STATUSES = frozenset({"placed", "confirmed", "partially_received"})
+
+
+@dataclass(frozen=True)
+class Quote:
+    id: int
+    quoted_on: date
+    delivery_date: date
+    line_id: int | None = None
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    placed_on: date
+    status: str
+    quotes: Sequence[Quote]
+    line_ids: Sequence[int] = ()
+    need_by: date | None = None
+    fully_received: bool = False
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    lead_time_factor: float = 3.0
+    lead_time_limit_days: int = 90
+    watched_months: frozenset[int] = field(default_factory=lambda: frozenset({12}))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    baseline: Quote
+    current: Quote
+
+    @property
+    def slip_days(self) -> int:
+        return (self.current.delivery_date - self.baseline.delivery_date).days
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: Code
+    severity: Severity
+    message: str
+    quote_id: int  # the quote that made it true: the one giving the current date
+
+
+def _key(quote: Quote) -> tuple[date, int]:
+    return (quote.quoted_on, quote.id)
+
+
+def schedule(quotes: Iterable[Quote], line_ids: Iterable[int] = ()) -> Schedule | None:
+    """Baseline and current quote of an order, or None when it has no applicable quote."""
+    quotes = sorted(quotes, key=_key)
+    order_level = [q for q in quotes if q.line_id is None]
+    per_line = []
+    for line_id in line_ids:
+        applicable = [q for q in quotes if q.line_id is None or q.line_id == line_id]
+        if applicable:
+            per_line.append((applicable[0], applicable[-1]))
+    if per_line:
+        # The order is complete when its last line is; ties go to the later quote.
+        baseline = max((b for b, _ in per_line), key=lambda q: (q.delivery_date, _key(q)))
+        current = max((c for _, c in per_line), key=lambda q: (q.delivery_date, _key(q)))
+        return Schedule(baseline, current)
+    if order_level:
+        return Schedule(order_level[0], order_level[-1])
+    return None
+
+
+def _next_watched_month_start(after: date, months: frozenset[int]) -> date | None:
+    """First day of the first watched month strictly after `after`'s month."""
+    if not months:
+        return None
+    year, month = after.year, after.month
+    for _ in range(12):
+        month += 1
+        if month > 12:
+            year, month = year + 1, 1
+        if month in months:
+            return date(year, month, 1)
+    return None
+
+
+def evaluate(order: OrderFacts, today: date, thresholds: Thresholds) -> list[Finding]:
+    """Findings for one order, worst first. Closed orders (cancelled, received, draft) and
+    orders never quoted raise nothing."""
+    if order.status not in OPEN_STATUSES:
+        return []
+    plan = schedule(order.quotes, order.line_ids)
+    if plan is None:
+        return []
+    base, cur = plan.baseline.delivery_date, plan.current.delivery_date
+    base_lead = (base - order.placed_on).days
+    cur_lead = (cur - order.placed_on).days
+    found: dict[Code, str] = {}
+
+    # A zero-day baseline (same-day delivery promised) cannot be multiplied meaningfully.
+    if base_lead > 0 and cur_lead >= thresholds.lead_time_factor * base_lead:
+        found[Code.LEAD_TIME_MULTIPLIED] = (
+            f"Lead time {base_lead} -> {cur_lead} days (x{cur_lead / base_lead:.1f}), at least "
+            f"{thresholds.lead_time_factor:g}x the first quote."
+        )
+    if cur_lead >= thresholds.lead_time_limit_days:
+        found[Code.LEAD_TIME_OVER_LIMIT] = (
+            f"Lead time {cur_lead} days, at or over the {thresholds.lead_time_limit_days}-day "
+            "limit."
+        )
+    watched_start = _next_watched_month_start(base, thresholds.watched_months)
+    if watched_start is not None and cur >= watched_start:
+        into = "into" if cur.month in thresholds.watched_months else "past"
+        found[Code.DECEMBER_DELIVERY] = (
+            f"Delivery moved from {base.isoformat()} to {cur.isoformat()}, {into} "
+            f"{calendar.month_name[watched_start.month]} {watched_start.year}."
+        )
+    if order.need_by is not None and cur > order.need_by:
+        found[Code.PAST_NEED_BY] = (
+            f"Delivery {cur.isoformat()} is {(cur - order.need_by).days} days after the "
+            f"need-by date {order.need_by.isoformat()}."
+        )
+    if today > cur and not order.fully_received:
+        found[Code.OVERDUE] = (
+            f"Quoted delivery {cur.isoformat()} passed {(today - cur).days} days ago and the "
+            "order is not fully received."
+        )
+    return sorted(
+        (
+            Finding(code, SEVERITY[code], message, plan.current.id)
+            for code, message in found.items()
+        ),
+        key=lambda f: RANK[f.code],
+    )
+
+
+def worst(codes: Iterable[str]) -> Code | None:
+    ranked = sorted((Code(c) for c in codes), key=RANK.__getitem__)
+    return ranked[0] if ranked else None
