@@ -33,3 +33,22 @@ def _plain_static_files(settings: Any) -> None:
     settings.STORAGES = settings.STORAGES | {
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     }
+
+
+@pytest.fixture
+def freezer_today() -> Any:
+    """Set "today" (noon in TIME_ZONE) for the code under test: travel("2023-07-21")."""
+    import time_machine
+    from django.utils import timezone
+
+    travellers: list[Any] = []
+
+    def travel(day: str) -> None:
+        noon = timezone.make_aware(timezone.datetime.fromisoformat(f"{day}T12:00"))
+        traveller = time_machine.travel(noon, tick=True)
+        traveller.start()
+        travellers.append(traveller)
+
+    yield travel
+    for traveller in reversed(travellers):
+        traveller.stop()

@@ -1,0 +1,402 @@
+"""Slip alerts end to end with eager Celery and Django's in-memory mail outbox."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from datetime import date, timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orders import alerts, notifications, services
+from orders.models import AlertNotice, OutboxEmail, PurchaseOrder, SlipAlert
+from orders.slips import Code, Quote, schedule
+from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+D = date.fromisoformat
+PLACED = D("2023-04-14")
+
+
+@pytest.fixture(autouse=True)
+def _rules(settings: Any) -> None:
+    settings.SITE_URL = "https://procurement.example.com"
+    settings.PROCUREMENT_MANAGERS = []
+    settings.SLIP_ESCALATE_DAYS = 7
+
+
+def _order(**kw: Any) -> PurchaseOrder:
+    kw.setdefault("need_by", D("2023-09-30"))
+    order = PurchaseOrderFactory(placed_on=PLACED, **kw)
+    OrderLineFactory(order=order, quantity=384, gpu_model=GpuModelFactory(name="A100 80GB SXM"))
+    return order
+
+
+def _quote(order: PurchaseOrder, quoted_on: str, delivery: str, capture: Any) -> None:
+    """Record a quote as the app does and run what its commit enqueues (eager Celery)."""
+    with capture(execute=True) as callbacks:
+        services.quote_add(order=order, quoted_on=D(quoted_on), delivery_date=D(delivery))
+    # One slip check per new quote, after commit (the digests it sends add their own).
+    checks = [c for c in callbacks if "orders_check_after_commit" in c.__qualname__]
+    assert len(checks) == 1
+
+
+def _codes(order: PurchaseOrder) -> set[str]:
+    return set(order.alerts.values_list("code", flat=True))
+
+
+def test_a_requote_to_december_emails_the_buyer_once(
+    mailoutbox: list, django_capture_on_commit_callbacks: Any, freezer_today: Any
+) -> None:
+    freezer_today("2023-04-14")
+    order = _order()
+    _quote(order, "2023-04-14", "2023-05-15", django_capture_on_commit_callbacks)
+    assert not order.alerts.exists()
+    assert mailoutbox == []
+
+    freezer_today("2023-07-21")
+    _quote(order, "2023-07-21", "2023-12-15", django_capture_on_commit_callbacks)
+
+    assert _codes(order) == {
+        "lead_time_multiplied",
+        "lead_time_over_limit",
+        "december_delivery",
+        "past_need_by",
+    }
+    assert len(mailoutbox) == 1
+    email = mailoutbox[0]
+    assert email.to == [order.buyer.email]
+    assert email.subject == f"[GPU slip] {order.po_number}: past need by"
+    for text in (
+        f"{order.po_number} from {order.vendor.name}: 384x A100 80GB SXM",
+        "Delivery: 2023-05-15 -> 2023-12-15 (+214 days)",
+        "Lead time: 31 -> 245 days, x7.9",
+        "Need by: 2023-09-30",
+        f"https://procurement.example.com/admin/orders/purchaseorder/{order.pk}/change/",
+        "[CRITICAL] Delivery 2023-12-15 is 76 days after the need-by date 2023-09-30.",
+    ):
+        assert text in email.body, email.body
+    html, mimetype = email.alternatives[0]
+    assert mimetype == "text/html"
+    assert "31 -&gt; 245 days, x7.9" in html
+    assert order.alerts.filter(notified_at__isnull=True).count() == 0
+
+    # Scanning again finds the same facts and tells nobody anything.
+    alerts.run_full_scan(today=D("2023-07-21"))
+    assert len(mailoutbox) == 1
+    assert order.alerts.count() == 4
+
+
+def test_a_worse_requote_raises_new_alerts_a_better_one_does_not(
+    mailoutbox: list, django_capture_on_commit_callbacks: Any, freezer_today: Any
+) -> None:
+    freezer_today("2023-04-14")
+    order = _order(need_by=None)
+    _quote(order, "2023-04-14", "2023-05-15", django_capture_on_commit_callbacks)
+    freezer_today("2023-05-10")
+    _quote(order, "2023-05-10", "2023-08-31", django_capture_on_commit_callbacks)
+    assert _codes(order) == {"lead_time_multiplied", "lead_time_over_limit"}
+    assert len(mailoutbox) == 1
+
+    _quote(order, "2023-05-11", "2023-08-20", django_capture_on_commit_callbacks)  # earlier
+    assert order.alerts.count() == 2
+    assert len(mailoutbox) == 1
+
+    _quote(order, "2023-05-12", "2023-10-31", django_capture_on_commit_callbacks)  # worse
+    assert order.alerts.count() == 4
+    assert len(mailoutbox) == 2
+    assert "2023-10-31" in mailoutbox[1].body
+
+
+def test_after_a_worker_outage_the_next_scan_raises_everything_missed(mailoutbox: list) -> None:
+    """Quotes saved while no worker ran (their checks lost), and weeks pass."""
+    late = _order()
+    services.quote_add(order=late, quoted_on=PLACED, delivery_date=D("2023-05-15"))
+    services.quote_add(order=late, quoted_on=D("2023-06-01"), delivery_date=D("2023-12-15"))
+    due = _order(need_by=None)
+    services.quote_add(order=due, quoted_on=PLACED, delivery_date=D("2023-05-15"))
+    assert not SlipAlert.objects.exists()  # on_commit never ran: nothing was checked
+
+    result = alerts.run_full_scan(today=D("2024-01-10"))
+
+    assert _codes(late) == {
+        "lead_time_multiplied",
+        "lead_time_over_limit",
+        "december_delivery",
+        "past_need_by",
+        "overdue",
+    }
+    assert _codes(due) == {"overdue"}
+    assert sum(result.new_alerts.values()) == 6
+    for email_id in result.email_ids:
+        notifications.send_outbox_email(email_id)
+    assert len(mailoutbox) == 2  # two buyers, one digest each
+
+
+def test_closed_orders_raise_nothing(mailoutbox: list) -> None:
+    for status in ("cancelled", "received", "draft"):
+        order = _order(status=status)
+        services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    result = alerts.run_full_scan(today=D("2024-01-10"))
+    assert result.orders == 0
+    assert not SlipAlert.objects.exists()
+
+
+def test_fully_received_orders_are_not_overdue() -> None:
+    order = _order(need_by=None)
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-05-15"))
+    line = order.lines.get()
+    services.delivery_record(line=line, quantity=200, delivered_on=D("2023-05-20"))
+    alerts.scan_orders(today=D("2023-06-01"))
+    assert _codes(order) == {"overdue"}  # partially received: still late
+    order.refresh_from_db()
+    assert order.status == "partially_received"
+
+
+def test_one_digest_per_recipient_to_buyer_and_active_watchers_with_email(
+    mailoutbox: list,
+) -> None:
+    buyer = UserFactory(username="alice")
+    watcher = UserFactory(username="carol")
+    inactive = UserFactory(username="gone", is_active=False)
+    no_email = UserFactory(username="noemail", email="")
+    first, second = _order(buyer=buyer), _order(buyer=buyer)
+    first.watchers.set([watcher, inactive, no_email])
+    for order in (first, second):
+        services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+
+    call_command("scan_slips", "--date", "2023-05-01", stdout=StringIO())
+
+    by_recipient = {tuple(m.to): m for m in mailoutbox}
+    assert set(by_recipient) == {(buyer.email,), (watcher.email,)}
+    assert first.po_number in by_recipient[(buyer.email,)].subject
+    assert second.po_number in by_recipient[(buyer.email,)].subject
+    assert second.po_number not in by_recipient[(watcher.email,)].body
+
+
+def test_a_watcher_removed_before_the_digest_is_built_is_skipped(mailoutbox: list) -> None:
+    watcher = UserFactory(username="carol")
+    order = _order()
+    order.watchers.add(watcher)
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))  # notices for buyer and watcher
+    order.watchers.remove(watcher)
+
+    for email_id in notifications.build_digests():
+        notifications.send_outbox_email(email_id)
+
+    assert [m.to for m in mailoutbox] == [[order.buyer.email]]
+    skipped = AlertNotice.objects.filter(recipient=watcher)
+    assert skipped.exists()
+    assert all(n.skipped_reason for n in skipped)
+
+
+def test_unacknowledged_alerts_escalate_once_per_period_to_buyer_and_managers(
+    mailoutbox: list, settings: Any
+) -> None:
+    settings.PROCUREMENT_MANAGERS = ["head-of-procurement@gpu-buyers.example"]
+    order = _order()
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    call_command("scan_slips", "--date", "2023-05-01", stdout=StringIO())
+    assert len(mailoutbox) == 1
+    SlipAlert.objects.update(detected_at=timezone.make_aware(timezone.datetime(2023, 5, 1, 7)))
+
+    def scan(day: str) -> list[str]:
+        before = len(mailoutbox)
+        call_command("scan_slips", "--date", day, stdout=StringIO())
+        return sorted(m.to[0] for m in mailoutbox[before:])
+
+    assert scan("2023-05-07") == []  # day 6: not yet
+    reminders = scan("2023-05-08")  # day 7: first reminder
+    assert reminders == sorted(["head-of-procurement@gpu-buyers.example", order.buyer.email])
+    assert mailoutbox[-1].subject.startswith("[GPU slip] Reminder: ")
+    assert "Still unacknowledged after 7 days or more" in mailoutbox[-1].body
+    assert scan("2023-05-09") == []  # same period: once
+    assert len(scan("2023-05-15")) == 2  # next period
+
+    alerts.alerts_acknowledge(
+        alert_ids=list(order.alerts.values_list("pk", flat=True)), user=order.buyer
+    )
+    assert scan("2023-05-22") == []  # acknowledged: no more reminders
+
+
+def test_smtp_down_keeps_the_alert_unsent_until_it_is_back(mailoutbox: list, settings: Any) -> None:
+    order = _order()
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    with socket.socket() as s:  # a real port with nothing listening: connection refused
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", closed_port
+
+    out, err = StringIO(), StringIO()
+    call_command("scan_slips", "--date", "2023-05-01", stdout=out, stderr=err)
+    assert "Emails sent: 0 (failed, will retry: 1)" in out.getvalue()
+    assert "kept in the outbox" in err.getvalue()
+    email = OutboxEmail.objects.get()
+    assert (email.status, email.attempts) == ("failed", 1)
+    assert "ConnectionRefusedError" in email.last_error
+    assert not order.alerts.filter(notified_at__isnull=False).exists()
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    OutboxEmail.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    for email_id in notifications.sweep_outbox():
+        notifications.send_outbox_email(email_id)
+    for email_id in notifications.sweep_outbox():  # nothing left to send
+        notifications.send_outbox_email(email_id)
+
+    assert len(mailoutbox) == 1
+    email.refresh_from_db()
+    assert (email.status, email.attempts) == ("sent", 2)
+    assert not order.alerts.filter(notified_at__isnull=True).exists()
+
+
+def test_a_digest_is_sent_by_one_sender_only(mailoutbox: list) -> None:
+    order = _order()
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))
+    [email_id] = notifications.build_digests()
+    assert notifications.send_outbox_email(email_id) is True
+    assert notifications.send_outbox_email(email_id) is False
+    assert len(mailoutbox) == 1
+
+
+def test_a_sender_that_died_mid_send_is_retried_by_the_sweep(settings: Any) -> None:
+    order = _order()
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))
+    [email_id] = notifications.build_digests()
+    long_ago = timezone.now() - timedelta(hours=1)
+    OutboxEmail.objects.filter(pk=email_id).update(
+        status="sending", claimed_at=long_ago, created_at=long_ago
+    )
+    assert notifications.sweep_outbox() == [email_id]
+    assert OutboxEmail.objects.get(pk=email_id).status == "failed"
+
+
+def test_scan_slips_prints_counts_per_rule() -> None:
+    order = _order()
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-05-15"))
+    services.quote_add(order=order, quoted_on=D("2023-07-21"), delivery_date=D("2023-12-15"))
+    out = StringIO()
+    call_command("scan_slips", "--date", "2023-07-21", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "Scanned 1 open orders.",
+        "Findings by rule:",
+        "  lead_time_multiplied: 1",
+        "  lead_time_over_limit: 1",
+        "  december_delivery: 1",
+        "  past_need_by: 1",
+        "  overdue: 0",
+        "New alerts: 4",
+        "Emails sent: 1",
+    ]
+
+
+def _scan_queries(batch_size: int) -> int:
+    SlipAlert.objects.all().delete()
+    with CaptureQueriesContext(connection) as ctx:
+        alerts.scan_orders(today=D("2023-07-21"), batch_size=batch_size)
+    statements = [q["sql"] for q in ctx.captured_queries]
+    if connection.vendor == "sqlite":
+        # SQLite caps parameters per statement, so Django splits a large bulk INSERT in
+        # several; PostgreSQL takes each in one statement and is counted in full.
+        statements = [sql for sql in statements if not sql.startswith("INSERT")]
+    return len(statements)
+
+
+def _orders_with_quotes(n: int) -> None:
+    gpu = GpuModelFactory(name="A100 80GB SXM")
+    buyer = UserFactory()
+    for _ in range(n):
+        order = PurchaseOrderFactory(placed_on=PLACED, buyer=buyer, need_by=D("2023-09-30"))
+        OrderLineFactory(order=order, gpu_model=gpu)
+        for quoted_on, due in ((PLACED, "2023-05-15"), (D("2023-07-21"), "2023-12-15")):
+            # check=False: only the scans under test judge these orders.
+            services.quote_add(order=order, quoted_on=quoted_on, delivery_date=D(due), check=False)
+
+
+def test_the_scan_runs_a_fixed_number_of_queries_per_batch() -> None:
+    _orders_with_quotes(10)
+    one_batch_of_10 = _scan_queries(batch_size=100)
+    _orders_with_quotes(50)
+    one_batch_of_60 = _scan_queries(batch_size=100)
+    three_batches_of_20 = _scan_queries(batch_size=20)
+    assert one_batch_of_10 == one_batch_of_60
+    per_batch = one_batch_of_60 - 1  # the last, empty batch query ends the loop
+    assert three_batches_of_20 == 3 * per_batch + 1
+    assert SlipAlert.objects.count() == 60 * 4
+
+
+def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
+    """orders.slips.schedule() and the with_lead_times() annotations define the same dates."""
+    rng = random.Random(20230414)
+    gpus = [GpuModelFactory(name=n) for n in ("A100 80GB SXM", "H100 SXM", "A10")]
+    for _ in range(40):
+        order = PurchaseOrderFactory(placed_on=PLACED)
+        lines = [
+            OrderLineFactory(order=order, gpu_model=g) for g in rng.sample(gpus, rng.randint(0, 3))
+        ]
+        quoted_on = PLACED
+        for _ in range(rng.randint(0, 5)):
+            quoted_on += timedelta(days=rng.randint(0, 20))
+            services.quote_add(
+                order=order,
+                line=rng.choice([None, *lines]),
+                quoted_on=quoted_on,
+                delivery_date=quoted_on + timedelta(days=rng.randint(0, 250)),
+            )
+    orders = PurchaseOrder.objects.with_lead_times().prefetch_related("quotes", "lines")
+    for order in orders:
+        plan = schedule(
+            [Quote(q.pk, q.quoted_on, q.delivery_date, q.line_id) for q in order.quotes.all()],
+            [line.pk for line in order.lines.all()],
+        )
+        expected = (
+            (plan.baseline.delivery_date, plan.current.delivery_date) if plan else (None, None)
+        )
+        assert (order.baseline_delivery_date, order.current_delivery_date) == expected
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_scans_at_once_create_each_alert_and_email_once(mailoutbox: list) -> None:
+    _orders_with_quotes(30)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def scan() -> None:
+        try:
+            barrier.wait()
+            result = alerts.run_full_scan(today=D("2023-07-21"))
+            for email_id in result.email_ids:
+                notifications.send_outbox_email(email_id)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert SlipAlert.objects.count() == 30 * 4
+    assert AlertNotice.objects.count() == 30 * 4
+    assert OutboxEmail.objects.filter(status="sent").count() == len(mailoutbox)
+    assert sum(len(m.body.split("[CRITICAL]")) - 1 for m in mailoutbox) == 30  # past_need_by
+    assert len({m.to[0] for m in mailoutbox}) == 1
+
+
+def test_code_labels_match_rule_codes() -> None:
+    assert {c.value for c in Code} == set(SlipAlert.Code.values)
