@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -215,27 +215,25 @@ def escalate(*, today: date | None = None) -> int:
             detected_at__lt=first_due,
             order__status__in=PurchaseOrder.OPEN_STATUSES,
         )
-        .values_list("id", "order_id", "detected_at")
+        .annotate(last_round=Coalesce(Max("notices__round"), 0))
+        .values_list("id", "order_id", "detected_at", "last_round")
         .iterator(chunk_size=2000)
     )
     created = 0
-    chunk: list[tuple[int, int, datetime]] = []
-    for row in stale:
-        chunk.append(row)
+    chunk: list[tuple[int, int, int]] = []
+    for alert_id, order_id, detected_at, last_round in stale:
+        escalation_round = (today - timezone.localdate(detected_at)).days // period
+        if escalation_round > last_round:  # this period's reminder is not out yet
+            chunk.append((alert_id, order_id, escalation_round))
         if len(chunk) == 2000:
-            created += _escalation_notices(chunk, today, period, managers)
+            created += _escalation_notices(chunk, managers)
             chunk = []
     if chunk:
-        created += _escalation_notices(chunk, today, period, managers)
+        created += _escalation_notices(chunk, managers)
     return created
 
 
-def _escalation_notices(
-    rows: list[tuple[int, int, datetime]],
-    today: date,
-    period: int,
-    managers: list[tuple[None, str]],
-) -> int:
+def _escalation_notices(rows: list[tuple[int, int, int]], managers: list[tuple[None, str]]) -> int:
     buyers = {
         order_id: [(user_id, email)]
         for order_id, user_id, email in PurchaseOrder.objects.filter(
@@ -244,20 +242,16 @@ def _escalation_notices(
         .exclude(buyer__email="")
         .values_list("pk", "buyer_id", "buyer__email")
     }
-    notices = []
-    for alert_id, order_id, detected_at in rows:
-        escalation_round = (today - timezone.localdate(detected_at)).days // period
-        if escalation_round < 1:
-            continue
-        for user_id, email in buyers.get(order_id, []) + managers:
-            notices.append(
-                AlertNotice(
-                    alert_id=alert_id,
-                    recipient_id=user_id,
-                    recipient_email=email,
-                    round=escalation_round,
-                )
-            )
+    notices = [
+        AlertNotice(
+            alert_id=alert_id,
+            recipient_id=user_id,
+            recipient_email=email,
+            round=escalation_round,
+        )
+        for alert_id, order_id, escalation_round in rows
+        for user_id, email in buyers.get(order_id, []) + managers
+    ]
     AlertNotice.objects.bulk_create(notices, ignore_conflicts=True)
     return len(notices)
 
