@@ -167,4 +167,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Bots probing the IP with foreign Host headers get a 400; their tracebacks are noise.
+        "django.security.DisallowedHost": {"level": "CRITICAL", "propagate": True},
+    },
 }

@@ -1,0 +1,57 @@
+"""`manage.py check --deploy --fail-level WARNING`, which the production entrypoint runs before
+starting `web`, passes with production settings and fails on the embedded defaults."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The security variables production sets (docker-compose.yml's defaults, .env.example).
+PRODUCTION = {
+    "DEBUG": "false",
+    "ALLOWED_HOSTS": "procurement.example.com",
+    "SECURE_SSL_REDIRECT": "true",
+    "SESSION_COOKIE_SECURE": "true",
+    "CSRF_COOKIE_SECURE": "true",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+    "SECURE_PROXY_SSL_HEADER": "true",
+}
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_passes_with_production_settings() -> None:
+    env = dict(os.environ)
+    env.update(PRODUCTION)
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+    result = check_deploy(env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fails_on_the_embedded_defaults() -> None:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in PRODUCTION and name != "SECRET_KEY"
+    }
+    result = check_deploy(env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    # The development key, no HSTS, no HTTPS redirect, cookies sent over plain HTTP.
+    for issue in ("security.W009", "security.W004", "security.W008", "security.W012"):
+        assert issue in output, output
+    assert "security.W016" in output, output
