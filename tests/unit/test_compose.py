@@ -148,7 +148,7 @@ def test_role_commands(name: str) -> None:
 
 def test_web_port_and_mailpit_ui() -> None:
     assert "${WEB_BIND:-127.0.0.1}:${WEB_PORT:-8000}:8000" in service("web")["ports"]
-    assert "${MAILPIT_UI_PORT:-8025}:8025" in service("mailpit")["ports"]
+    assert "127.0.0.1:${MAILPIT_UI_PORT:-8025}:8025" in service("mailpit")["ports"]
 
 
 def test_services_named_in_readme_exist() -> None:
