@@ -52,3 +52,30 @@ def freezer_today() -> Any:
     yield travel
     for traveller in reversed(travellers):
         traveller.stop()
+
+
+def run_at_once(work: Any, times: int = 2) -> list[Any]:
+    """Run `work()` in `times` threads released together, each on its own database
+    connection; return what each returned or raised (exceptions are returned, not raised)."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(times)
+    outcomes: list[Any] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(work())
+        except BaseException as exc:  # handed to the test to judge
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import socket
-import threading
 from datetime import date, timedelta
 from io import StringIO
 from typing import Any
@@ -18,6 +17,7 @@ from django.utils import timezone
 from orders import alerts, notifications, services
 from orders.models import AlertNotice, OutboxEmail, PurchaseOrder, SlipAlert
 from orders.slips import Code, Quote, schedule
+from tests.conftest import run_at_once
 from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -370,27 +370,15 @@ def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_two_scans_at_once_create_each_alert_and_email_once(mailoutbox: list) -> None:
     _orders_with_quotes(30)
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
     def scan() -> None:
-        try:
-            barrier.wait()
-            result = alerts.run_full_scan(today=D("2023-07-21"))
-            for email_id in result.email_ids:
-                notifications.send_outbox_email(email_id)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        result = alerts.run_full_scan(today=D("2023-07-21"))
+        for email_id in result.email_ids:
+            notifications.send_outbox_email(email_id)
 
-    threads = [threading.Thread(target=scan) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = run_at_once(scan)
 
-    assert errors == []
+    assert outcomes == [None, None]
     assert SlipAlert.objects.count() == 30 * 4
     assert AlertNotice.objects.count() == 30 * 4
     assert OutboxEmail.objects.filter(status="sent").count() == len(mailoutbox)
