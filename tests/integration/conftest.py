@@ -176,6 +176,16 @@ def tasks_to_redis() -> Iterator[None]:
     conf = celery_app.conf
     saved = conf.task_always_eager, conf.broker_url
     conf.task_always_eager, conf.broker_url = False, REDIS_URL
+    _forget_broker_connections()
     yield
-    # The producer pool stays open for the next test; eager tasks never touch it.
+    _forget_broker_connections()
     conf.task_always_eager, conf.broker_url = saved
+
+
+def _forget_broker_connections() -> None:
+    """Drop the app's cached connection and producer pools, which are bound to the broker URL
+    they were first made with (an earlier test may have made them for the default broker)."""
+    celery_app._pool = None
+    amqp = celery_app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
