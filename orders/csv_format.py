@@ -1,0 +1,52 @@
+"""The CSV contracts other tools rely on (documented in the README). Exports write exactly
+these headers; imports read them (derived columns of the orders file are ignored)."""
+
+from __future__ import annotations
+
+# One row per order line.
+ORDER_COLUMNS: tuple[str, ...] = (
+    "po_number",
+    "vendor",
+    "buyer_email",
+    "status",
+    "gpu_model",
+    "quantity",
+    "unit_price",
+    "currency",
+    "placed_on",
+    "need_by",
+    "baseline_delivery_date",
+    "current_delivery_date",
+    "baseline_lead_days",
+    "current_lead_days",
+    "slip_days",
+    "requote_count",
+    "open_alerts",
+)
+ORDER_REQUIRED: tuple[str, ...] = (
+    "po_number",
+    "vendor",
+    "buyer_email",
+    "gpu_model",
+    "quantity",
+    "unit_price",
+    "currency",
+    "placed_on",
+)
+# Computed by the tracker: read back from an export but never imported.
+ORDER_DERIVED: tuple[str, ...] = (
+    "baseline_delivery_date",
+    "current_delivery_date",
+    "baseline_lead_days",
+    "current_lead_days",
+    "slip_days",
+    "requote_count",
+    "open_alerts",
+)
+# Optional on an orders import: adds one quote for the order.
+ORDER_QUOTE_COLUMNS: tuple[str, ...] = ("quoted_on", "delivery_date")
+
+# Every quote of every order. gpu_model (last, empty for a whole-order quote) aims a quote at
+# one line; it is what makes an export -> import round trip lossless.
+QUOTE_COLUMNS: tuple[str, ...] = ("po_number", "quoted_on", "delivery_date", "note", "gpu_model")
+QUOTE_REQUIRED: tuple[str, ...] = ("po_number", "quoted_on", "delivery_date")
