@@ -9,16 +9,18 @@ to run twice at once: the unique constraints on alerts and notices absorb the ra
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Sum
+from django.db.models import Exists, Max, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from orders.bulk import insert_ignoring_conflicts
 from orders.dates import today as local_today
 from orders.models import (
     AlertNotice,
@@ -76,113 +78,122 @@ def scan_orders(
         batch = list(
             orders.filter(pk__gt=last_pk)
             .order_by("pk")
-            .values("pk", "placed_on", "need_by", "status", "buyer_id")[:batch_size]
+            .values_list("pk", "placed_on", "need_by", "status")[:batch_size]
         )
         if not batch:
             return result
-        last_pk = batch[-1]["pk"]
-        _scan_batch(batch, today, limits, result)
+        last_pk = batch[-1][0]
+        if order_ids is None:
+            # A pk range and the open-status join: a short statement, where an IN list of
+            # thousands of ids costs more to send and parse than the rows it finds.
+            scope = Q(
+                order_id__gte=batch[0][0],
+                order_id__lte=last_pk,
+                order__status__in=PurchaseOrder.OPEN_STATUSES,
+            )
+        else:
+            scope = Q(order_id__in=[row[0] for row in batch])
+        _scan_batch(batch, scope, today, limits, result)
 
 
 @transaction.atomic
 def _scan_batch(
-    batch: list[dict[str, Any]], today: date, limits: Thresholds, result: ScanResult
+    batch: list[tuple[int, date, date | None, str]],
+    scope: Q,
+    today: date,
+    limits: Thresholds,
+    result: ScanResult,
 ) -> None:
-    ids = [row["pk"] for row in batch]
-    lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for line in (
-        OrderLine.objects.filter(order_id__in=ids)
+    """Four reads, then at most three writes (new alerts, their recipients, notices)."""
+    lines: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for line_id, order_id, quantity, received in (
+        OrderLine.objects.filter(scope)
         .annotate(received=Coalesce(Sum("deliveries__quantity"), 0))
-        .values("id", "order_id", "quantity", "received")
+        .values_list("id", "order_id", "quantity", "received")
     ):
-        lines[line["order_id"]].append(line)
+        lines[order_id].append((line_id, quantity, received))
     quotes: dict[int, list[Quote]] = defaultdict(list)
     for pk, order_id, line_id, quoted_on, delivery_date in DeliveryQuote.objects.filter(
-        order_id__in=ids
+        scope
     ).values_list("id", "order_id", "line_id", "quoted_on", "delivery_date"):
         quotes[order_id].append(Quote(pk, quoted_on, delivery_date, line_id))
     # The latest date already alerted per (order, code): a re-quote that is not later than it
-    # is not a new fact, so nobody is told the same thing twice.
+    # is not a new fact, so nobody is told the same thing twice. Alerts nobody was told about
+    # (no recipient then, or found before this code existed) are told now.
     alerted: dict[tuple[int, str], date] = {}
-    existing: Counter[str] = Counter()
-    for order_id, code, alerted_date in SlipAlert.objects.filter(order_id__in=ids).values_list(
-        "order_id", "code", "quote__delivery_date"
+    untold: list[tuple[int, int]] = []
+    told = Exists(AlertNotice.objects.filter(alert=OuterRef("pk"), round=0))
+    for alert_id, order_id, code, alerted_date, notified_at, was_told in (
+        SlipAlert.objects.filter(scope)
+        .annotate(told=told)
+        .values_list("id", "order_id", "code", "quote__delivery_date", "notified_at", "told")
     ):
         key = (order_id, code)
         alerted[key] = max(alerted_date, alerted.get(key, alerted_date))
-        existing[code] += 1
+        if notified_at is None and not was_told:
+            untold.append((alert_id, order_id))
 
     new_alerts = []
-    for row in batch:
-        order_lines = lines[row["pk"]]
+    for order_id, placed_on, need_by, status in batch:
+        order_lines = lines.get(order_id, ())
         facts = OrderFacts(
-            placed_on=row["placed_on"],
-            status=row["status"],
-            quotes=quotes[row["pk"]],
-            line_ids=[line["id"] for line in order_lines],
-            need_by=row["need_by"],
+            placed_on=placed_on,
+            status=status,
+            quotes=quotes.get(order_id, ()),
+            line_ids=[line_id for line_id, _, _ in order_lines],
+            need_by=need_by,
             fully_received=bool(order_lines)
-            and all(line["received"] >= line["quantity"] for line in order_lines),
+            and all(received >= quantity for _, quantity, received in order_lines),
         )
+        findings = evaluate(facts, today, limits)
+        if not findings:
+            continue
         due = {q.id: q.delivery_date for q in facts.quotes}
-        for finding in evaluate(facts, today, limits):
+        for finding in findings:
             result.findings[finding.code] += 1
-            previous = alerted.get((row["pk"], finding.code))
+            previous = alerted.get((order_id, finding.code))
             if previous is not None and due[finding.quote_id] <= previous:
                 continue
             new_alerts.append(
-                SlipAlert(
-                    order_id=row["pk"],
-                    code=finding.code,
-                    severity=finding.severity,
-                    quote_id=finding.quote_id,
-                    message=finding.message,
+                (
+                    order_id,
+                    finding.code.value,
+                    finding.severity.value,
+                    finding.quote_id,
+                    finding.message,
                 )
             )
     result.orders += len(batch)
-    if new_alerts:
-        # ignore_conflicts: a concurrent scan may have inserted the same alert first. The
-        # objects it returns include those, so count what the table now holds instead.
-        SlipAlert.objects.bulk_create(new_alerts, ignore_conflicts=True)
-        now = Counter(
-            dict(
-                SlipAlert.objects.filter(order_id__in=ids)
-                .values("code")
-                .annotate(n=Count("id"))
-                .values_list("code", "n")
-            )
+    # A concurrent scan may insert the same alert first: only what this one inserted comes
+    # back, so each alert is counted, and its recipients noted, exactly once.
+    created = insert_ignoring_conflicts(
+        SlipAlert,
+        columns=("order_id", "code", "severity", "quote_id", "message"),
+        rows=new_alerts,
+        constants={"detected_at": timezone.now()},
+        returning=("pk", "order_id", "code"),
+    )
+    result.new_alerts.update(code for _, _, code in created)
+    to_tell = untold + [(alert_id, order_id) for alert_id, order_id, _ in created]
+    if to_tell:
+        recipients = order_recipients(list({order_id for _, order_id in to_tell}))
+        result.notices += _insert_notices(
+            (alert_id, user_id, email, 0)
+            for alert_id, order_id in to_tell
+            for user_id, email in recipients.get(order_id, ())
         )
-        result.new_alerts.update(now - existing)
-    result.notices += _notices_for_new_alerts(ids)
 
 
-def _notices_for_new_alerts(order_ids: list[int]) -> int:
-    """Round-0 notices for alerts nobody has been told about yet: the buyer and the watchers
-    who are active and have an email address."""
-    # Two plain selects and a set difference: a NOT EXISTS here made PostgreSQL pick a poor
-    # plan over rows inserted moments before in the same transaction (bench/scan_slips.py).
-    told = set(
-        AlertNotice.objects.filter(alert__order_id__in=order_ids, round=0).values_list(
-            "alert_id", flat=True
+def _insert_notices(rows: Iterable[tuple[int, int | None, str, int]]) -> int:
+    """Notices (alert, recipient id, email, round) not already there; how many were new."""
+    return len(
+        insert_ignoring_conflicts(
+            AlertNotice,
+            columns=("alert_id", "recipient_id", "recipient_email", "round"),
+            rows=list(rows),
+            constants={"skipped_reason": "", "created_at": timezone.now()},
         )
     )
-    alerts_by_order: dict[int, list[int]] = defaultdict(list)
-    for alert_id, order_id in SlipAlert.objects.filter(
-        order_id__in=order_ids, notified_at__isnull=True
-    ).values_list("id", "order_id"):
-        if alert_id not in told:
-            alerts_by_order[order_id].append(alert_id)
-    if not alerts_by_order:
-        return 0
-    recipients = order_recipients(list(alerts_by_order))
-    notices = [
-        AlertNotice(alert_id=alert_id, recipient_id=user_id, recipient_email=email, round=0)
-        for order_id, alert_ids in alerts_by_order.items()
-        for alert_id in alert_ids
-        for user_id, email in recipients.get(order_id, ())
-    ]
-    AlertNotice.objects.bulk_create(notices, ignore_conflicts=True)
-    return len(notices)
 
 
 def order_recipients(order_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
@@ -247,18 +258,11 @@ def _escalation_notices(rows: list[tuple[int, int, int]], managers: list[tuple[N
         .exclude(buyer__email="")
         .values_list("pk", "buyer_id", "buyer__email")
     }
-    notices = [
-        AlertNotice(
-            alert_id=alert_id,
-            recipient_id=user_id,
-            recipient_email=email,
-            round=escalation_round,
-        )
+    return _insert_notices(
+        (alert_id, user_id, email, escalation_round)
         for alert_id, order_id, escalation_round in rows
         for user_id, email in buyers.get(order_id, []) + managers
-    ]
-    AlertNotice.objects.bulk_create(notices, ignore_conflicts=True)
-    return len(notices)
+    )
 
 
 def run_full_scan(*, today: date | None = None) -> ScanResult:
