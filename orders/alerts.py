@@ -9,7 +9,6 @@ to run twice at once: the unique constraints on alerts and notices absorb the ra
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from django.db.models import Exists, Max, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orders.bulk import insert_ignoring_conflicts
+from orders.bulk import insert_ignoring_conflicts, insert_notices
 from orders.dates import today as local_today
 from orders.models import (
     AlertNotice,
@@ -30,6 +29,7 @@ from orders.models import (
     ScanRun,
     SlipAlert,
 )
+from orders.price_rules import PRICE_RISE
 from orders.slips import OrderFacts, Quote, Thresholds, evaluate
 
 
@@ -84,12 +84,15 @@ def scan_orders(
             return result
         last_pk = batch[-1][0]
         if order_ids is None:
-            # A pk range and the open-status join: a short statement, where an IN list of
-            # thousands of ids costs more to send and parse than the rows it finds.
+            # A pk range (an index range scan) narrowed to the batch's open orders: a short
+            # statement, where an IN list of thousands of ids costs more to send and parse
+            # than the rows it finds. A plain join on status made PostgreSQL hash-join the
+            # whole orders table for every batch (bench/scan_slips.py).
+            first_pk = batch[0][0]
             scope = Q(
-                order_id__gte=batch[0][0],
+                order_id__gte=first_pk,
                 order_id__lte=last_pk,
-                order__status__in=PurchaseOrder.OPEN_STATUSES,
+                order__in=orders.filter(pk__gte=first_pk, pk__lte=last_pk).values("pk"),
             )
         else:
             scope = Q(order_id__in=[row[0] for row in batch])
@@ -177,23 +180,11 @@ def _scan_batch(
     to_tell = untold + [(alert_id, order_id) for alert_id, order_id, _ in created]
     if to_tell:
         recipients = order_recipients(list({order_id for _, order_id in to_tell}))
-        result.notices += _insert_notices(
+        result.notices += insert_notices(
             (alert_id, user_id, email, 0)
             for alert_id, order_id in to_tell
             for user_id, email in recipients.get(order_id, ())
         )
-
-
-def _insert_notices(rows: Iterable[tuple[int, int | None, str, int]]) -> int:
-    """Notices (alert, recipient id, email, round) not already there; how many were new."""
-    return len(
-        insert_ignoring_conflicts(
-            AlertNotice,
-            columns=("alert_id", "recipient_id", "recipient_email", "round"),
-            rows=list(rows),
-            constants={"skipped_reason": "", "created_at": timezone.now()},
-        )
-    )
 
 
 def order_recipients(order_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
@@ -258,7 +249,7 @@ def _escalation_notices(rows: list[tuple[int, int, int]], managers: list[tuple[N
         .exclude(buyer__email="")
         .values_list("pk", "buyer_id", "buyer__email")
     }
-    return _insert_notices(
+    return insert_notices(
         (alert_id, user_id, email, escalation_round)
         for alert_id, order_id, escalation_round in rows
         for user_id, email in buyers.get(order_id, []) + managers
@@ -268,11 +259,16 @@ def _escalation_notices(rows: list[tuple[int, int, int]], managers: list[tuple[N
 def run_full_scan(*, today: date | None = None) -> ScanResult:
     """The periodic job: scan every open order, escalate, and prepare digests to send."""
     from orders.notifications import build_digests
+    from orders.prices import scan_prices
 
     today = today or local_today()
     run = ScanRun.objects.create(scanned_for=today)
     result = scan_orders(today=today)
     result.notices += escalate(today=today)
+    prices = scan_prices(today=today)
+    result.findings[PRICE_RISE] += prices.findings
+    result.new_alerts[PRICE_RISE] += prices.new_alerts
+    result.notices += prices.notices
     result.email_ids = build_digests()
     ScanRun.objects.filter(pk=run.pk).update(
         finished_at=timezone.now(),
