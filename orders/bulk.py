@@ -11,16 +11,20 @@ the same size for 10 rows or 10,000 and Python only builds plain tuples.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, models
+from django.utils import timezone
 
 
 def _json_default(value: object) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # exact: a float would round it
     raise TypeError(f"cannot send {type(value).__name__} as a bulk insert value")
 
 
@@ -57,11 +61,12 @@ def insert_ignoring_conflicts(
     selected = []
     for i, column_field in enumerate(fields[: len(columns)]):
         value = f"(r.value ->> {i})"
-        if vendor == "postgresql":  # ->> yields text there; SQLite keeps the JSON type
-            # Text stays text: an explicit cast to varchar(n) would silently truncate, where
-            # the column's own assignment cast refuses a value that is too long.
-            if not isinstance(column_field, models.CharField | models.TextField):
-                value = f"CAST({value} AS {column_field.db_type(connection)})"
+        # ->> yields text on PostgreSQL (SQLite keeps the JSON type). Text stays text: an
+        # explicit cast to varchar(n) would silently truncate, where the column's own
+        # assignment cast refuses a value that is too long.
+        is_text = isinstance(column_field, models.CharField | models.TextField)
+        if vendor == "postgresql" and not is_text:
+            value = f"CAST({value} AS {column_field.db_type(connection)})"
         selected.append(value)
     selected += ["%s"] * len(constants)
     params = [
@@ -79,3 +84,21 @@ def insert_ignoring_conflicts(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [tuple(row) for row in cursor.fetchall()]
+
+
+def insert_notices(
+    rows: Iterable[tuple[int, int | None, str, int]], *, about: type[models.Model] | None = None
+) -> int:
+    """Notices (alert id, recipient id, email, round) not already there; how many were new.
+    `about` is the alert model the ids belong to: SlipAlert (the default) or PriceAlert."""
+    from orders.models import AlertNotice, PriceAlert
+
+    column = "price_alert_id" if about is PriceAlert else "alert_id"
+    return len(
+        insert_ignoring_conflicts(
+            AlertNotice,
+            columns=(column, "recipient_id", "recipient_email", "round"),
+            rows=list(rows),
+            constants={"skipped_reason": "", "created_at": timezone.now()},
+        )
+    )

@@ -17,7 +17,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.alerts import order_recipients
-from orders.models import AlertNotice, OrderLine, OutboxEmail, PurchaseOrder, SlipAlert
+from orders.models import (
+    AlertNotice,
+    OrderLine,
+    OutboxEmail,
+    PriceAlert,
+    PurchaseOrder,
+    SlipAlert,
+)
+from orders.prices import price_recipients
 from orders.slips import RANK, worst
 
 SKIPPED_NO_ACCESS = "recipient is inactive, has no email, or no longer buys or watches the order"
@@ -60,10 +68,18 @@ class Digest:
     recipient_email: str
     new: dict[int, OrderBlock] = field(default_factory=dict)
     reminders: dict[int, OrderBlock] = field(default_factory=dict)
+    prices: list[PriceAlert] = field(default_factory=list)
     notice_ids: list[int] = field(default_factory=list)
 
     def subject(self) -> str:
         blocks = list(self.new.values()) or list(self.reminders.values())
+        if not blocks:  # price rises only
+            rises = sorted(self.prices, key=lambda a: -a.rise_percent)
+            shown = ", ".join(
+                f"{a.gpu_model.name} +{a.rise_percent:.1f}% ({a.vendor.name})" for a in rises[:2]
+            )
+            more = f" +{len(rises) - 2} more" if len(rises) > 2 else ""
+            return f"[GPU price] {shown}{more}"
         po_numbers = [b.order.po_number for b in blocks]
         shown = ", ".join(po_numbers[:3]) + (
             f" +{len(po_numbers) - 3} more" if len(po_numbers) > 3 else ""
@@ -71,13 +87,17 @@ class Digest:
         code = worst(a.code for b in blocks for a in b.alerts)
         label = SlipAlert.Code(code).label if code else "slip"
         prefix = "[GPU slip] " if self.new else "[GPU slip] Reminder: "
-        return f"{prefix}{shown}: {label}"
+        prices = f" and {len(self.prices)} price rise{'s' if len(self.prices) > 1 else ''}"
+        return f"{prefix}{shown}: {label}{prices if self.prices else ''}"
 
     def context(self) -> dict[str, Any]:
         return {
             "new": list(self.new.values()),
             "reminders": list(self.reminders.values()),
+            "prices": sorted(self.prices, key=lambda a: -a.rise_percent),
             "escalate_days": settings.SLIP_ESCALATE_DAYS,
+            "price_threshold": f"{settings.PRICE_RISE_THRESHOLD_PERCENT:g}",
+            "price_window": settings.PRICE_RISE_WINDOW_DAYS,
             "site_url": settings.SITE_URL,
         }
 
@@ -92,15 +112,23 @@ def build_digests() -> list[int]:
             AlertNotice.objects.select_for_update(skip_locked=True)
             .filter(email__isnull=True, skipped_reason="")
             .order_by("id")
-            .values_list("id", "alert_id", "recipient_id", "recipient_email", "round")
+            .values_list(
+                "id", "alert_id", "price_alert_id", "recipient_id", "recipient_email", "round"
+            )
         )
         if not pending:
             return []
         alerts = {
             a.pk: a
-            for a in SlipAlert.objects.filter(pk__in={p[1] for p in pending}).select_related(
-                "quote"
-            )
+            for a in SlipAlert.objects.filter(
+                pk__in={p[1] for p in pending if p[1] is not None}
+            ).select_related("quote")
+        }
+        price_alerts = {
+            a.pk: a
+            for a in PriceAlert.objects.filter(
+                pk__in={p[2] for p in pending if p[2] is not None}
+            ).select_related("vendor", "gpu_model", "price", "low")
         }
         order_ids = {a.order_id for a in alerts.values()}
         orders = {
@@ -112,15 +140,32 @@ def build_digests() -> list[int]:
                 Prefetch("lines", queryset=OrderLine.objects.select_related("gpu_model"))
             )
         }
+        # Checked again at send time: access may have changed since the alert was found.
         allowed = {
             order_id: {user_id for user_id, _ in users}
             for order_id, users in order_recipients(list(order_ids)).items()
         }
+        price_allowed = {
+            gpu_model_id: {user_id for user_id, _ in users}
+            for gpu_model_id, users in price_recipients(
+                {a.gpu_model_id for a in price_alerts.values()}
+            ).items()
+        }
         digests: dict[str, Digest] = {}
         skipped: list[int] = []
-        for notice_id, alert_id, user_id, email, escalation_round in pending:
+        for notice_id, alert_id, price_alert_id, user_id, email, escalation_round in pending:
+            if price_alert_id is not None:
+                price_alert = price_alerts[price_alert_id]
+                if user_id is not None and user_id not in price_allowed.get(
+                    price_alert.gpu_model_id, set()
+                ):
+                    skipped.append(notice_id)
+                    continue
+                digest = digests.setdefault(email, Digest(email))
+                digest.prices.append(price_alert)
+                digest.notice_ids.append(notice_id)
+                continue
             alert = alerts[alert_id]
-            # Checked again at send time: access may have changed since the alert was found.
             if user_id is not None and user_id not in allowed.get(alert.order_id, set()):
                 skipped.append(notice_id)
                 continue
@@ -189,6 +234,9 @@ def send_outbox_email(email_id: int) -> bool:
         SlipAlert.objects.filter(
             notices__email_id=email_id, notices__round=0, notified_at__isnull=True
         ).update(notified_at=now)
+        PriceAlert.objects.filter(notices__email_id=email_id, notified_at__isnull=True).update(
+            notified_at=now
+        )
     return True
 
 

@@ -144,6 +144,13 @@ SLIP_WATCHED_MONTHS = env.list("SLIP_WATCHED_MONTHS", cast=int, default=[12])
 SLIP_ESCALATE_DAYS = env.int("SLIP_ESCALATE_DAYS", default=7)
 PROCUREMENT_MANAGERS = env.list("PROCUREMENT_MANAGERS", default=[])
 SLIP_SCAN_BATCH_SIZE = env.int("SLIP_SCAN_BATCH_SIZE", default=2000)
+# --- Prices ----------------------------------------------------------------------------------
+# price_rise: the latest price of a GPU model from a vendor is this many percent over the lowest
+# price from that vendor in the window of days before it.
+PRICE_RISE_THRESHOLD_PERCENT = env.float("PRICE_RISE_THRESHOLD_PERCENT", default=20.0)
+PRICE_RISE_WINDOW_DAYS = env.int("PRICE_RISE_WINDOW_DAYS", default=180)
+# Totals across currencies are shown in this one, where an exchange rate allows.
+REPORTING_CURRENCY = env.str("REPORTING_CURRENCY", default="USD")
 # A digest still "sending" after this long belonged to a worker that died: try it again.
 OUTBOX_STALE_SENDING_MINUTES = env.int("OUTBOX_STALE_SENDING_MINUTES", default=15)
 

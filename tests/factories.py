@@ -7,7 +7,7 @@ import factory
 from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
-from orders.models import GpuModel, OrderLine, PurchaseOrder, Vendor
+from orders.models import GpuModel, OrderLine, PriceQuote, PurchaseOrder, Vendor
 
 
 class UserFactory(DjangoModelFactory):
@@ -58,3 +58,14 @@ class OrderLineFactory(DjangoModelFactory):
     gpu_model = factory.SubFactory(GpuModelFactory)
     quantity = 8
     unit_price = Decimal("10000.00")
+
+
+class PriceQuoteFactory(DjangoModelFactory):
+    class Meta:
+        model = PriceQuote
+
+    vendor = factory.SubFactory(VendorFactory)
+    gpu_model = factory.SubFactory(GpuModelFactory)
+    unit_price = Decimal("10000.00")
+    currency = "USD"
+    quoted_on = date(2022, 11, 15)

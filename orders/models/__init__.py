@@ -1,4 +1,5 @@
 from orders.models.alerts import AlertNotice, OutboxEmail, ScanRun, SlipAlert
+from orders.models.prices import ExchangeRate, PriceAlert, PriceQuote
 from orders.models.procurement import (
     Delivery,
     DeliveryQuote,
@@ -15,10 +16,13 @@ __all__ = [
     "AlertNotice",
     "Delivery",
     "DeliveryQuote",
+    "ExchangeRate",
     "GpuModel",
     "OrderLine",
     "OrderStatus",
     "OutboxEmail",
+    "PriceAlert",
+    "PriceQuote",
     "PurchaseOrder",
     "ScanRun",
     "SlipAlert",

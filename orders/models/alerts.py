@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from orders.models.prices import PriceAlert
 from orders.models.procurement import DeliveryQuote, PurchaseOrder
 from orders.slips import Code, Severity
 
@@ -127,11 +128,25 @@ class OutboxEmail(models.Model):
 
 
 class AlertNotice(models.Model):
-    """One alert to tell one recipient in one round: 0 when found, n for the nth escalation."""
+    """One alert (a slip or a price rise) to tell one recipient in one round: 0 when found,
+    n for the nth escalation of a slip."""
 
     # Indexed by the unique (alert, recipient_email, round) and (email, skipped_reason) below.
     alert = models.ForeignKey(
-        SlipAlert, on_delete=models.CASCADE, related_name="notices", db_index=False
+        SlipAlert,
+        on_delete=models.CASCADE,
+        related_name="notices",
+        db_index=False,
+        null=True,
+        blank=True,
+    )
+    price_alert = models.ForeignKey(
+        PriceAlert,
+        on_delete=models.CASCADE,
+        related_name="notices",
+        db_index=False,
+        null=True,
+        blank=True,
     )
     recipient_email = models.EmailField()
     recipient = models.ForeignKey(
@@ -160,11 +175,19 @@ class AlertNotice(models.Model):
             models.UniqueConstraint(
                 fields=["alert", "recipient_email", "round"], name="notice_once_per_round"
             ),
+            models.UniqueConstraint(
+                fields=["price_alert", "recipient_email", "round"],
+                name="price_notice_once_per_round",
+            ),
+            models.CheckConstraint(
+                condition=Q(alert__isnull=True) ^ Q(price_alert__isnull=True),
+                name="notice_is_about_one_alert",
+            ),
         ]
         indexes = [models.Index(fields=["email", "skipped_reason"])]
 
     def __str__(self) -> str:
-        return f"{self.alert} -> {self.recipient_email} (round {self.round})"
+        return f"{self.alert or self.price_alert} -> {self.recipient_email} (round {self.round})"
 
 
 class ScanRun(models.Model):

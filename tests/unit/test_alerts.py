@@ -296,6 +296,7 @@ def test_scan_slips_prints_counts_per_rule() -> None:
         "  december_delivery: 1",
         "  past_need_by: 1",
         "  overdue: 0",
+        "  price_rise: 0",
         "New alerts: 4",
         "Emails sent: 1",
     ]

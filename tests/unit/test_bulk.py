@@ -50,7 +50,8 @@ def test_returns_only_the_rows_it_inserted_and_stores_every_value() -> None:
     alert = SlipAlert.objects.get(pk=first[0][0] if first[0][2] == "overdue" else first[1][0])
     assert alert.message == "Quoted delivery passed — ünïcode"
     assert alert.detected_at == when
-    assert alert.quote_id == quote.pk and alert.severity == "critical"
+    assert alert.quote_id == quote.pk
+    assert alert.severity == "critical"
     assert SlipAlert.objects.count() == 3
 
 

@@ -4,6 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from orders import alerts, notifications
+from orders.price_rules import PRICE_RISE
 from orders.slips import Code
 
 
@@ -31,8 +32,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"Email {email_id} not sent (kept in the outbox): {exc}")
         self.stdout.write(f"Scanned {result.orders} open orders.")
         self.stdout.write("Findings by rule:")
-        for code in Code:
-            self.stdout.write(f"  {code.value}: {result.findings.get(code, 0)}")
+        for code in [*Code, PRICE_RISE]:
+            self.stdout.write(f"  {code}: {result.findings.get(code, 0)}")
         self.stdout.write(f"New alerts: {sum(result.new_alerts.values())}")
         self.stdout.write(
             f"Emails sent: {sent}" + (f" (failed, will retry: {failed})" if failed else "")
