@@ -5,3 +5,8 @@ class OrdersConfig(AppConfig):
     name = "orders"
     verbose_name = "GPU procurement"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from orders import db_functions
+
+        db_functions.install()
