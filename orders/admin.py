@@ -14,6 +14,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from orders import alerts, services
+from orders.admin_prices import VendorScorecardMixin
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -266,9 +267,9 @@ class PurchaseOrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Vendor)
-class VendorAdmin(admin.ModelAdmin):
+class VendorAdmin(VendorScorecardMixin, admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ["name", "kind", "contact_email", "website", "active"]
+    list_display = ["name", "kind", *VendorScorecardMixin.scorecard_columns, "active"]
     list_filter = ["kind", "active"]
     search_fields = ["name", "contact_email"]
 

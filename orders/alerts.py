@@ -25,6 +25,7 @@ from orders.models import (
     AlertNotice,
     DeliveryQuote,
     OrderLine,
+    PriceAlert,
     PurchaseOrder,
     ScanRun,
     SlipAlert,
@@ -282,8 +283,11 @@ def run_full_scan(*, today: date | None = None) -> ScanResult:
 
 
 @transaction.atomic
-def alerts_acknowledge(*, alert_ids: list[int], user: Any) -> int:
-    """Mark alerts as seen; escalation stops for them. Already acknowledged ones keep who/when."""
-    return SlipAlert.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True).update(
+def alerts_acknowledge(
+    *, alert_ids: list[int], user: Any, model: type[SlipAlert | PriceAlert] = SlipAlert
+) -> int:
+    """Mark alerts (slip or price) as seen; escalation stops for them. Already acknowledged
+    ones keep who/when."""
+    return model.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True).update(
         acknowledged_by=user, acknowledged_at=timezone.now()
     )

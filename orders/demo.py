@@ -16,7 +16,16 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from orders import services
-from orders.models import Delivery, DeliveryQuote, GpuModel, OrderLine, PurchaseOrder, Vendor
+from orders.models import (
+    Delivery,
+    DeliveryQuote,
+    ExchangeRate,
+    GpuModel,
+    OrderLine,
+    PriceQuote,
+    PurchaseOrder,
+    Vendor,
+)
 
 D = date.fromisoformat
 
@@ -184,6 +193,25 @@ ORDERS = [
 ]
 
 
+# vendor, GPU model, quoted_on, unit price (USD), note. With what the orders were charged, the
+# A100 rises 37.5% in five months at the OEM and the A800 20.0% at the distributor.
+PRICES = [
+    ("Northwind Servers", "A100 80GB SXM", D("2022-11-07"), "10000.00", "Average selling price."),
+    ("Northwind Servers", "A100 80GB SXM", D("2023-01-09"), "11000.00", "First rise."),
+    ("Northwind Servers", "A100 80GB SXM", D("2023-02-13"), "12100.00", ""),
+    ("Northwind Servers", "A100 80GB SXM", D("2023-03-06"), "13000.00", ""),
+    ("Northwind Servers", "A100 80GB SXM", D("2023-04-20"), "13750.00", "+37.5% in 5 months."),
+    ("Pacific Silicon Distribution", "A800", D("2022-11-21"), "12000.00", ""),
+    ("Pacific Silicon Distribution", "A800", D("2023-02-20"), "13200.00", ""),
+    ("Pacific Silicon Distribution", "A800", D("2023-04-17"), "14400.00", "+20% in 5 months."),
+    ("FlipCard GPU Resale", "H100 SXM", D("2023-04-12"), "40500.00", "Resale above US$40,000."),
+    ("Northwind Servers", "A10", D("2023-01-09"), "2800.00", "Inference card, steady."),
+    ("Northwind Servers", "A10", D("2023-04-03"), "2800.00", ""),
+]
+# An illustrative rate, so a EUR order can be totalled in the reporting currency.
+EXCHANGE_RATES = [("EUR", "USD", "1.08700000", D("2023-04-01"))]
+
+
 @dataclass
 class DemoSummary:
     created: dict[str, int] = field(default_factory=dict)
@@ -227,7 +255,43 @@ def load_demo() -> DemoSummary:
     for spec in ORDERS:
         _load_order(spec, vendors, gpus, users, summary, requoted)
     services.orders_check_after_commit(order_ids=requoted)
+    _load_prices(vendors, gpus, summary)
     return summary
+
+
+def _load_prices(
+    vendors: dict[str, Vendor], gpus: dict[str, GpuModel], summary: DemoSummary
+) -> None:
+    added = False
+    for vendor, gpu_name, quoted_on, price, note in PRICES:
+        exists = PriceQuote.objects.filter(
+            vendor=vendors[vendor],
+            gpu_model=gpus[gpu_name],
+            quoted_on=quoted_on,
+            unit_price=Decimal(price),
+            currency="USD",
+        ).exists()
+        if not exists:
+            services.price_quote_add(
+                vendor=vendors[vendor],
+                gpu_model=gpus[gpu_name],
+                unit_price=Decimal(price),
+                quoted_on=quoted_on,
+                note=note,
+                check=False,
+            )
+            added = True
+        summary.add("price quotes", not exists)
+    for currency, to_currency, rate, valid_on in EXCHANGE_RATES:
+        _, created = ExchangeRate.objects.get_or_create(
+            currency=currency,
+            to_currency=to_currency,
+            valid_on=valid_on,
+            defaults={"rate": Decimal(rate)},
+        )
+        summary.add("exchange rates", created)
+    if added:
+        services.prices_check_after_commit()
 
 
 def _load_order(

@@ -77,6 +77,14 @@ class ExposureTotal:
             return None
         return (amount * self.rate).quantize(Decimal("0.01"))
 
+    @property
+    def committed_converted(self) -> Decimal | None:
+        return self.converted(self.committed)
+
+    @property
+    def exposure_converted(self) -> Decimal | None:
+        return self.converted(self.exposure)
+
 
 @dataclass
 class ExposureReport:
@@ -94,6 +102,14 @@ class ExposureReport:
             (row.converted(getattr(row, attribute)) or Decimal(0) for row in self.rows),
             Decimal(0),
         )
+
+    @property
+    def total_committed(self) -> Decimal | None:
+        return self.grand_total("committed")
+
+    @property
+    def total_exposure(self) -> Decimal | None:
+        return self.grand_total("exposure")
 
 
 def rates_to(currency: str, *, on: date) -> dict[str, Decimal]:

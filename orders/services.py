@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
 
 from orders.dates import today
-from orders.models import Delivery, DeliveryQuote, OrderLine, PurchaseOrder
+from orders.models import (
+    Delivery,
+    DeliveryQuote,
+    GpuModel,
+    OrderLine,
+    PriceQuote,
+    PurchaseOrder,
+    Vendor,
+)
 
 Status = PurchaseOrder.Status
 
@@ -112,3 +121,40 @@ def order_sync_status_with_receipts(*, order: PurchaseOrder) -> PurchaseOrder:
         order.status = new_status
         order.save(update_fields=["status", "updated_at"])
     return order
+
+
+@transaction.atomic
+def price_quote_add(
+    *,
+    vendor: Vendor,
+    gpu_model: GpuModel,
+    unit_price: Decimal,
+    quoted_on: date,
+    currency: str = "USD",
+    source: str = PriceQuote.Source.MANUAL,
+    note: str = "",
+    check: bool = True,
+) -> PriceQuote:
+    """Record a price a vendor quoted. Once committed, price histories are re-judged (a
+    Celery task), so a price rise reaches buyers the same day. Bulk loaders pass check=False
+    and call `prices_check_after_commit()` once."""
+    price = PriceQuote(
+        vendor=vendor,
+        gpu_model=gpu_model,
+        unit_price=unit_price,
+        currency=currency.strip().upper(),
+        quoted_on=quoted_on,
+        source=source,
+        note=note.strip(),
+    )
+    price.full_clean()
+    price.save()
+    if check:
+        prices_check_after_commit()
+    return price
+
+
+def prices_check_after_commit() -> None:
+    from orders.tasks import check_prices
+
+    transaction.on_commit(check_prices.delay)

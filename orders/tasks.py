@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 from django.db import OperationalError, transaction
 
-from orders import alerts, notifications
+from orders import alerts, notifications, prices
 
 # Database hiccups are worth retrying; a bug is not.
 TRANSIENT_DB = (OperationalError,)
@@ -36,6 +36,15 @@ def scan_open_orders() -> dict[str, Any]:
     result = alerts.run_full_scan()
     enqueue_sends(result.email_ids)
     return result.as_dict()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_DB, retry_backoff=True, max_retries=5)
+def check_prices() -> dict[str, Any]:
+    """Re-judge price histories right after new prices were committed."""
+    result = prices.scan_prices()
+    email_ids = notifications.build_digests()
+    enqueue_sends(email_ids)
+    return {"new_alerts": result.new_alerts, "emails": len(email_ids)}
 
 
 @shared_task(

@@ -15,7 +15,15 @@ from django.urls import reverse
 
 from orders import services
 from orders.demo import load_demo
-from orders.models import Delivery, DeliveryQuote, OutboxEmail, PurchaseOrder, ScanRun, SlipAlert
+from orders.models import (
+    Delivery,
+    DeliveryQuote,
+    OutboxEmail,
+    PriceAlert,
+    PurchaseOrder,
+    ScanRun,
+    SlipAlert,
+)
 from tests.factories import (
     GpuModelFactory,
     OrderLineFactory,
@@ -124,7 +132,9 @@ def test_every_admin_page_renders(
         pages = {
             reverse(f"{name}_changelist"): 200,
             # Alerts, emails and scan runs are records made by the app, not by hand.
-            reverse(f"{name}_add"): 403 if model in (SlipAlert, OutboxEmail, ScanRun) else 200,
+            reverse(f"{name}_add"): 403
+            if model in (SlipAlert, PriceAlert, OutboxEmail, ScanRun)
+            else 200,
         }
         if obj is not None:
             pages[reverse(f"{name}_change", args=[obj.pk])] = 200
