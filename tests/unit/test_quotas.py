@@ -1,0 +1,537 @@
+"""Quotas: every limit with a bad value (a message naming the numbers, nothing saved), moving
+allocations, expected availability, and two managers allocating at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from orders import quotas, services
+from orders.models import (
+    Allocation,
+    GpuModel,
+    OrderLine,
+    PurchaseOrder,
+    Quota,
+    Team,
+)
+from orders.quotas import allocation_set, allocations_move, quota_save
+from tests.conftest import run_at_once
+from tests.factories import (
+    GpuModelFactory,
+    OrderLineFactory,
+    PurchaseOrderFactory,
+    QuotaFactory,
+    TeamFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+D = date.fromisoformat
+PLACED = D("2023-04-14")
+
+
+@dataclass
+class World:
+    a100: GpuModel
+    a10: GpuModel
+    big: OrderLine  # PO-2023-0412: 384 A100, bought by alice
+    small: OrderLine  # PO-2023-0405: 128 A100 ...
+    a10_line: OrderLine  # ... and 40 A10 on the same order
+    llm: Quota  # LLM pre-training (carol): 384 A100 for 2023-Q3
+    vision: Quota  # Vision (carol too): 100 A100 for 2023-H2
+    research: Quota  # Research (dave): 300 A100 for 2023-H2
+    inference: Quota  # Inference (bob): 96 A10 for 2023-H1
+
+
+@pytest.fixture
+def w() -> World:
+    a100 = GpuModelFactory(name="A100 80GB SXM")
+    a10 = GpuModelFactory(name="A10", memory_gb=24)
+    alice, bob, carol, dave = (UserFactory(username=n) for n in ("alice", "bob", "carol", "dave"))
+    big_order = PurchaseOrderFactory(po_number="PO-2023-0412", buyer=alice, placed_on=PLACED)
+    small_order = PurchaseOrderFactory(po_number="PO-2023-0405", buyer=alice, placed_on=PLACED)
+    h2 = {"period_start": D("2023-07-01"), "period_end": D("2023-12-31")}
+    return World(
+        a100=a100,
+        a10=a10,
+        big=OrderLineFactory(order=big_order, gpu_model=a100, quantity=384),
+        small=OrderLineFactory(order=small_order, gpu_model=a100, quantity=128),
+        a10_line=OrderLineFactory(order=small_order, gpu_model=a10, quantity=40),
+        llm=QuotaFactory(
+            team=TeamFactory(name="LLM pre-training", lead=carol),
+            gpu_model=a100,
+            period_start=D("2023-07-01"),
+            period_end=D("2023-09-30"),
+            gpus=384,
+        ),
+        vision=QuotaFactory(team=TeamFactory(name="Vision", lead=carol), gpus=100, **h2),
+        research=QuotaFactory(team=TeamFactory(name="Research", lead=dave), gpus=300, **h2),
+        inference=QuotaFactory(
+            team=TeamFactory(name="Inference", lead=bob),
+            gpu_model=a10,
+            period_start=D("2023-01-01"),
+            period_end=D("2023-06-30"),
+            gpus=96,
+        ),
+    )
+
+
+def _allocations() -> list[tuple[int, int, int, int]]:
+    return sorted(Allocation.objects.values_list("quota_id", "line_id", "gpus", "priority"))
+
+
+def _quotas() -> list[tuple[Any, ...]]:
+    return sorted(
+        Quota.objects.values_list("team_id", "gpu_model_id", "period_start", "period_end", "gpus")
+    )
+
+
+def _refused(call: Callable[[], object], *says: str) -> ValidationError:
+    """`call` raises a ValidationError saying each of `says`, and changes no row."""
+    before = (_allocations(), _quotas())
+    with pytest.raises(ValidationError) as excinfo:
+        call()
+    text = " ".join(excinfo.value.messages)
+    for fragment in says:
+        assert fragment in text, text
+    assert (_allocations(), _quotas()) == before
+    return excinfo.value
+
+
+# --- Limits -------------------------------------------------------------------------------
+
+
+@dataclass
+class Limit:
+    id: str
+    setup: Callable[[World], object]
+    call: Callable[[World], object]
+    says: str
+
+
+def _nothing(w: World) -> None:
+    return None
+
+
+def _cancel(order: PurchaseOrder) -> None:
+    order.status = PurchaseOrder.Status.CANCELLED
+    order.save()
+
+
+ALLOCATION_LIMITS = [
+    Limit(
+        "line oversubscribed",
+        lambda w: allocation_set(quota=w.research, line=w.big, gpus=300),
+        lambda w: allocation_set(quota=w.llm, line=w.big, gpus=100),
+        "Line PO-2023-0412 (A100 80GB SXM) has 384 GPUs; 300 are already allocated elsewhere, "
+        "so at most 84 for LLM pre-training, not 100.",
+    ),
+    Limit(
+        "raising an allocation past the line",
+        lambda w: (
+            allocation_set(quota=w.research, line=w.big, gpus=300),
+            allocation_set(quota=w.llm, line=w.big, gpus=50),
+        ),
+        lambda w: allocation_set(quota=w.llm, line=w.big, gpus=100),
+        "300 are already allocated elsewhere, so at most 84 for LLM pre-training, not 100.",
+    ),
+    Limit(
+        "quota exceeded",
+        lambda w: allocation_set(quota=w.research, line=w.big, gpus=250),
+        lambda w: allocation_set(quota=w.research, line=w.small, gpus=100),
+        "Research's quota of A100 80GB SXM for 2023-07-01 to 2023-12-31 is 300 GPUs; 250 are "
+        "already allocated on other lines, so at most 50 here, not 100.",
+    ),
+    Limit(
+        "wrong GPU model",
+        _nothing,
+        lambda w: allocation_set(quota=w.llm, line=w.a10_line, gpus=8),
+        "Line PO-2023-0405 is for A10, but this quota of LLM pre-training is for A100 80GB SXM.",
+    ),
+    Limit(
+        "negative number of GPUs",
+        _nothing,
+        lambda w: allocation_set(quota=w.llm, line=w.big, gpus=-5),
+        "Number of GPUs cannot be negative (-5).",
+    ),
+    Limit(
+        "priority zero",
+        _nothing,
+        lambda w: allocation_set(quota=w.llm, line=w.big, gpus=8, priority=0),
+        "Priority must be at least 1, not 0.",
+    ),
+    Limit(
+        "GPUs of a cancelled order",
+        lambda w: _cancel(w.small.order),
+        lambda w: allocation_set(quota=w.llm, line=w.small, gpus=8),
+        "PO-2023-0405 is cancelled: its GPUs cannot be promised to a team.",
+    ),
+]
+
+
+@pytest.mark.parametrize("limit", ALLOCATION_LIMITS, ids=lambda c: c.id)
+def test_allocation_limits_refuse_a_bad_value_and_save_nothing(w: World, limit: Limit) -> None:
+    limit.setup(w)
+    _refused(lambda: limit.call(w), limit.says)
+
+
+def _quota(w: World, **fields: Any) -> Quota:
+    values = {
+        "team": w.llm.team,
+        "gpu_model": w.a100,
+        "period_start": D("2023-10-01"),
+        "period_end": D("2024-03-31"),
+        "gpus": 100,
+    }
+    return Quota(**(values | fields))
+
+
+def _saved(w: World, quota: Quota, **changes: Any) -> Callable[[], Quota]:
+    for name, value in changes.items():
+        setattr(quota, name, value)
+    return lambda: quota_save(quota=quota)
+
+
+QUOTA_LIMITS = [
+    Limit(
+        "overlapping periods",
+        _nothing,
+        lambda w: quota_save(quota=_quota(w, period_start=D("2023-09-01"))),
+        "LLM pre-training already has a quota of 384 A100 80GB SXM for 2023-07-01 to "
+        "2023-09-30, which overlaps 2023-09-01 to 2024-03-31; quotas of one team and GPU "
+        "model cannot overlap.",
+    ),
+    Limit(
+        "overlapping by one day",
+        _nothing,
+        lambda w: quota_save(quota=_quota(w, period_start=D("2023-09-30"))),
+        "which overlaps 2023-09-30 to 2024-03-31",
+    ),
+    Limit(
+        "start after end",
+        _nothing,
+        lambda w: quota_save(
+            quota=_quota(w, period_start=D("2024-07-01"), period_end=D("2024-06-30"))
+        ),
+        "Period end 2024-06-30 is before its start 2024-07-01.",
+    ),
+    Limit(
+        "zero GPUs",
+        _nothing,
+        lambda w: quota_save(quota=_quota(w, period_start=D("2024-01-01"), gpus=0)),
+        "A quota must be at least 1 GPU, not 0.",
+    ),
+    Limit(
+        "negative GPUs",
+        _nothing,
+        lambda w: quota_save(quota=_quota(w, period_start=D("2024-01-01"), gpus=-10)),
+        "A quota must be at least 1 GPU, not -10.",
+    ),
+    Limit(
+        "cut below what is allocated",
+        lambda w: allocation_set(quota=w.research, line=w.big, gpus=250),
+        lambda w: _saved(w, w.research, gpus=200)(),
+        "Quota of 200 GPUs is below the 250 already allocated under it; reduce or move "
+        "allocations first.",
+    ),
+    Limit(
+        "GPU model changed under allocations",
+        lambda w: allocation_set(quota=w.research, line=w.big, gpus=250),
+        lambda w: _saved(w, w.research, gpu_model=w.a10)(),
+        "This quota has allocations of another GPU model than A10",
+    ),
+]
+
+
+@pytest.mark.parametrize("limit", QUOTA_LIMITS, ids=lambda c: c.id)
+def test_quota_limits_refuse_a_bad_value_and_save_nothing(w: World, limit: Limit) -> None:
+    limit.setup(w)
+    _refused(lambda: limit.call(w), limit.says)
+
+
+def test_a_quota_right_after_another_and_for_another_gpu_model_is_fine(w: World) -> None:
+    quota_save(quota=_quota(w))  # 2023-10-01, the day after the Q3 quota ends
+    quota_save(quota=_quota(w, gpu_model=w.a10, period_start=D("2023-07-01")))
+    assert Quota.objects.filter(team=w.llm.team).count() == 3
+
+
+def test_an_order_line_cannot_drop_below_what_teams_are_promised(w: World) -> None:
+    allocation_set(quota=w.research, line=w.big, gpus=250)
+    w.big.quantity = 200
+    with pytest.raises(ValidationError, match="Quantity 200 is below the 250 GPUs allocated"):
+        w.big.full_clean()
+    assert OrderLine.objects.get(pk=w.big.pk).quantity == 384
+
+
+def test_a_team_lead_needs_an_email_address(w: World) -> None:
+    team = Team(name="Speech", lead=UserFactory(username="noemail", email=""))
+    with pytest.raises(ValidationError, match="Team lead noemail has no email address"):
+        team.full_clean()
+
+
+BAD_ROWS: list[tuple[str, Callable[[World], object]]] = [
+    ("allocation of 0", lambda w: Allocation.objects.create(quota=w.llm, line=w.big, gpus=0)),
+    (
+        "priority 0",
+        lambda w: Allocation.objects.create(quota=w.llm, line=w.big, gpus=1, priority=0),
+    ),
+    (
+        "two allocations of one quota on one line",
+        lambda w: [Allocation.objects.create(quota=w.llm, line=w.big, gpus=1) for _ in "12"],
+    ),
+    ("quota of 0", lambda w: _quota(w, period_start=D("2024-01-01"), gpus=0).save()),
+    (
+        "quota ending before it starts",
+        lambda w: _quota(w, period_start=D("2024-07-01"), period_end=D("2024-06-30")).save(),
+    ),
+    (
+        "two quotas starting the same day",
+        lambda w: _quota(w, period_start=w.llm.period_start).save(),
+    ),
+    ("team without a name", lambda w: Team.objects.create(name="", lead=w.llm.team.lead)),
+    ("team name twice", lambda w: Team.objects.create(name="vision", lead=w.llm.team.lead)),
+]
+
+
+@pytest.mark.parametrize(("what", "row"), BAD_ROWS, ids=[r[0] for r in BAD_ROWS])
+def test_the_database_refuses_bad_rows_when_validation_is_bypassed(
+    w: World, what: str, row: Callable[[World], object]
+) -> None:
+    before = (_allocations(), _quotas(), Team.objects.count())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        row(w)
+    assert (_allocations(), _quotas(), Team.objects.count()) == before
+
+
+def test_allocation_set_creates_changes_and_removes(w: World) -> None:
+    manager = UserFactory(username="manager")
+    created = allocation_set(quota=w.llm, line=w.big, gpus=300, priority=2, by=manager)
+    assert (created.gpus, created.priority, created.allocated_by) == (300, 2, manager)
+    changed = allocation_set(quota=w.llm, line=w.big, gpus=384)
+    assert (changed.pk, changed.gpus, changed.priority) == (created.pk, 384, 2)
+    assert allocation_set(quota=w.llm, line=w.big, gpus=0) is None
+    assert not Allocation.objects.exists()
+    assert allocation_set(quota=w.llm, line=w.big, gpus=0) is None  # nothing to remove
+
+
+# --- Moving allocations -------------------------------------------------------------------
+
+
+@pytest.fixture
+def slipping(w: World) -> World:
+    """LLM pre-training waits for 288 GPUs of PO-2023-0412; PO-2023-0405 has 32 free."""
+    allocation_set(quota=w.llm, line=w.big, gpus=288, priority=1)
+    allocation_set(quota=w.research, line=w.small, gpus=96)
+    return w
+
+
+def test_move_part_of_an_allocation_to_an_earlier_order(slipping: World) -> None:
+    w = slipping
+    moved = allocations_move(quota=w.llm, from_line=w.big, to_line=w.small, gpus=32)
+    assert (moved.line, moved.gpus, moved.priority) == (w.small, 32, 1)
+    assert _allocations() == sorted(
+        [
+            (w.llm.pk, w.big.pk, 256, 1),
+            (w.llm.pk, w.small.pk, 32, 1),
+            (w.research.pk, w.small.pk, 96, 10),
+        ]
+    )
+    assert quotas.quotas_with_usage().get(pk=w.llm.pk).allocated == 288  # same quota use
+
+
+def test_moving_everything_removes_the_old_allocation(slipping: World) -> None:
+    w = slipping
+    allocation_set(quota=w.research, line=w.small, gpus=0)
+    allocations_move(quota=w.llm, from_line=w.big, to_line=w.small, gpus=128)
+    allocations_move(quota=w.llm, from_line=w.small, to_line=w.big, gpus=128)
+    assert _allocations() == [(w.llm.pk, w.big.pk, 288, 1)]
+
+
+MOVES = [
+    Limit(
+        "more than the target has free",
+        _nothing,
+        lambda w: allocations_move(quota=w.llm, from_line=w.big, to_line=w.small, gpus=64),
+        "PO-2023-0405 (A100 80GB SXM) has 32 free GPUs (128 ordered, 96 allocated); cannot "
+        "move 64 there.",
+    ),
+    Limit(
+        "more than the team has there",
+        lambda w: allocation_set(quota=w.research, line=w.small, gpus=0),
+        lambda w: allocations_move(quota=w.llm, from_line=w.big, to_line=w.small, gpus=300),
+        "LLM pre-training has 288 GPUs allocated on PO-2023-0412 under this quota; cannot "
+        "move 300.",
+    ),
+    Limit(
+        "nothing to move from that line",
+        _nothing,
+        lambda w: allocations_move(quota=w.vision, from_line=w.big, to_line=w.small, gpus=1),
+        "Vision has 0 GPUs allocated on PO-2023-0412 under this quota; cannot move 1.",
+    ),
+    Limit(
+        "zero GPUs",
+        _nothing,
+        lambda w: allocations_move(quota=w.llm, from_line=w.big, to_line=w.small, gpus=0),
+        "Move at least 1 GPU, not 0.",
+    ),
+    Limit(
+        "onto the same line",
+        _nothing,
+        lambda w: allocations_move(quota=w.llm, from_line=w.big, to_line=w.big, gpus=1),
+        "Pick another order line than the one to move from.",
+    ),
+    # These two fail after the old allocation was already cut inside the service: the whole
+    # move is one transaction, so the cut is undone.
+    Limit(
+        "to a line of another GPU model",
+        _nothing,
+        lambda w: allocations_move(quota=w.llm, from_line=w.big, to_line=w.a10_line, gpus=8),
+        "Line PO-2023-0405 is for A10, but this quota of LLM pre-training is for A100 80GB SXM.",
+    ),
+    Limit(
+        "to a cancelled order",
+        lambda w: _cancel(w.small.order),
+        lambda w: allocations_move(quota=w.llm, from_line=w.big, to_line=w.small, gpus=8),
+        "PO-2023-0405 is cancelled",
+    ),
+]
+
+
+@pytest.mark.parametrize("move", MOVES, ids=lambda c: c.id)
+def test_a_failing_move_changes_nothing(slipping: World, move: Limit) -> None:
+    move.setup(slipping)
+    _refused(lambda: move.call(slipping), move.says)
+
+
+# --- Expected availability ----------------------------------------------------------------
+
+
+def _receive(line: OrderLine, quantity: int, on: str = "2023-08-01") -> None:
+    services.delivery_record(line=line, quantity=quantity, delivered_on=D(on))
+
+
+def _availability() -> dict[str, tuple[Any, ...]]:
+    return {
+        a.quota.team.name: (a.gpus, a.expected_on, a.received, a.outstanding, a.past_period_end)
+        for a in quotas.allocations_with_availability().select_related("quota__team")
+    }
+
+
+def test_received_gpus_go_to_allocations_in_priority_order_then_oldest_first(w: World) -> None:
+    allocation_set(quota=w.llm, line=w.big, gpus=200, priority=2)
+    allocation_set(quota=w.research, line=w.big, gpus=100, priority=1)
+    allocation_set(quota=w.vision, line=w.big, gpus=84, priority=2)  # same priority, newer
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-05-15"))
+    services.quote_add(order=w.big.order, quoted_on=D("2023-06-01"), delivery_date=D("2023-12-15"))
+    assert _availability() == {
+        "Research": (100, D("2023-12-15"), 0, 100, False),
+        "LLM pre-training": (200, D("2023-12-15"), 0, 200, True),  # Q3 quota ends 2023-09-30
+        "Vision": (84, D("2023-12-15"), 0, 84, False),
+    }
+
+    _receive(w.big, 250)
+    assert _availability() == {
+        "Research": (100, D("2023-12-15"), 100, 0, False),
+        "LLM pre-training": (200, D("2023-12-15"), 150, 50, True),
+        "Vision": (84, D("2023-12-15"), 0, 84, False),
+    }
+
+    _receive(w.big, 134)
+    assert {team: a[2:] for team, a in _availability().items()} == {
+        "Research": (100, 0, False),
+        "LLM pre-training": (200, 0, False),  # all here: nothing comes after the period
+        "Vision": (84, 0, False),
+    }
+
+
+def test_expected_on_is_the_lines_current_quoted_date(w: World) -> None:
+    allocation_set(quota=w.llm, line=w.small, gpus=100)
+    allocation_set(quota=w.inference, line=w.a10_line, gpus=40)
+    assert _availability()["LLM pre-training"][1:] == (None, 0, 100, None)  # not quoted yet
+
+    order = w.small.order
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-05-15"))
+    services.quote_add(
+        order=order, line=w.small, quoted_on=D("2023-05-01"), delivery_date=D("2023-08-31")
+    )
+    found = {
+        a.quota.team.name: (a.first_expected_on, a.expected_on)
+        for a in quotas.allocations_with_availability().select_related("quota__team")
+    }
+    assert found == {
+        "LLM pre-training": (D("2023-05-15"), D("2023-08-31")),  # its line was re-quoted
+        "Inference": (D("2023-05-15"), D("2023-05-15")),
+    }
+    assert _availability()["Inference"][4] is False  # due within its 2023-H1 quota period
+
+
+def test_quota_usage_figures(w: World) -> None:
+    allocation_set(quota=w.llm, line=w.big, gpus=200, priority=2)
+    allocation_set(quota=w.llm, line=w.small, gpus=128)
+    allocation_set(quota=w.research, line=w.big, gpus=100, priority=1)
+    _receive(w.big, 250)
+    _receive(w.small, 28)
+    usage = {
+        q.team.name: (q.gpus, q.allocated, q.received, q.pending, q.remaining)
+        for q in quotas.quotas_with_usage().select_related("team")
+    }
+    assert usage == {
+        "LLM pre-training": (384, 328, 150 + 28, 328 - 178, 56),
+        "Research": (300, 100, 100, 0, 200),
+        "Vision": (100, 0, 0, 0, 100),
+        "Inference": (96, 0, 0, 0, 96),
+    }
+
+
+# --- Two managers at once (PostgreSQL row locks) --------------------------------------------
+
+
+def _each_thread(*values: Any) -> Callable[[], Any]:
+    """A callable handing each thread of run_at_once the next of `values`."""
+    lock, pending = threading.Lock(), list(values)
+
+    def take() -> Any:
+        with lock:
+            return pending.pop(0)
+
+    return take
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_allocating_most_of_a_line_at_once_cannot_oversubscribe_it(
+    w: World,
+) -> None:
+    """Two teams each take 300 of a line of 384 at the same moment: exactly one gets them."""
+    next_quota = _each_thread(w.llm, w.research)
+    outcomes = run_at_once(lambda: allocation_set(quota=next_quota(), line=w.big, gpus=300))
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["Allocation", "ValidationError"]
+    [refused] = [o for o in outcomes if isinstance(o, ValidationError)]
+    assert "300 are already allocated elsewhere, so at most 84" in " ".join(refused.messages)
+    assert sum(Allocation.objects.filter(line=w.big).values_list("gpus", flat=True)) == 300
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_using_one_quota_on_two_lines_at_once_cannot_exceed_it(w: World) -> None:
+    """300 + 128 of a quota of 384, on two lines at the same moment: exactly one fits."""
+    next_share = _each_thread((w.big, 300), (w.small, 128))
+
+    def allocate() -> Allocation | None:
+        line, gpus = next_share()
+        return allocation_set(quota=w.llm, line=line, gpus=gpus)
+
+    outcomes = run_at_once(allocate)
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["Allocation", "ValidationError"]
+    assert sum(Allocation.objects.filter(quota=w.llm).values_list("gpus", flat=True)) <= 384
