@@ -1,5 +1,5 @@
-"""Rationing: the services that promise GPUs on order to teams under quotas, and the
-selectors that say when those GPUs arrive.
+"""Rationing: the services that promise GPUs on order to teams under quotas, the selectors
+that say when those GPUs arrive, and the team leads' share of the slip emails.
 
 Every allocation change goes through `allocation_set` or `allocations_move`, whether from
 the admin, the demo loader or a test. They lock the quota row and the order line row(s) with
@@ -14,20 +14,31 @@ ahead of it took). GPUs that arrive beyond all allocations are nobody's yet.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F, Func, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Greatest, Least
+from django.utils import timezone
 
+from orders.bulk import insert_ignoring_conflicts
 from orders.models import (
     Allocation,
     Delivery,
+    DeliveryQuote,
     OrderLine,
     PurchaseOrder,
     Quota,
+    SlipAlert,
     Team,
+    TeamSlipNotice,
 )
+from orders.slips import RANK
 
 # ---------------------------------------------------------------------------------------------
 # Services
@@ -249,3 +260,169 @@ def lines_with_free_gpus(
         .filter(free__gt=0)
         .order_by(F("current_delivery_date").asc(nulls_last=True), "order__po_number")
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Telling team leads about slips
+
+
+def team_notices_create(*, alerts: Sequence[tuple[int, int]]) -> int:
+    """Note, for each slip alert (alert id, order id), the lead of every team with GPUs still
+    to come on the lines it is about (the triggering quote's line, or every line for an
+    order-level quote). One read when no team waits on those orders, else two reads and one
+    write, whatever the number of alerts; unique (alert, team) makes rescans and concurrent
+    scans harmless. Returns how many notices were new."""
+    if not alerts:
+        return 0
+    waiting: dict[int, list[tuple[int, int, int, str]]] = defaultdict(list)
+    for line_id, order_id, team_id, lead_id, email in (
+        allocations_with_availability(
+            Allocation.objects.filter(
+                line__order_id__in={order_id for _, order_id in alerts},
+                quota__team__lead__is_active=True,
+            ).exclude(quota__team__lead__email="")
+        )
+        .filter(outstanding__gt=0)
+        .values_list(
+            "line_id",
+            "line__order_id",
+            "quota__team_id",
+            "quota__team__lead_id",
+            "quota__team__lead__email",
+        )
+    ):
+        waiting[order_id].append((line_id, team_id, lead_id, email))
+    if not waiting:
+        return 0
+    quote_lines = SlipAlert.objects.filter(
+        pk__in=[alert_id for alert_id, order_id in alerts if order_id in waiting]
+    ).values_list("pk", "order_id", "quote__line_id")
+    rows = {
+        (alert_id, team_id): (lead_id, email)
+        for alert_id, order_id, quote_line_id in quote_lines
+        for line_id, team_id, lead_id, email in waiting[order_id]
+        if quote_line_id in (None, line_id)
+    }
+    created = insert_ignoring_conflicts(
+        TeamSlipNotice,
+        columns=("alert_id", "team_id", "recipient_id", "recipient_email"),
+        rows=[(alert_id, team_id, *lead) for (alert_id, team_id), lead in rows.items()],
+        constants={"skipped_reason": "", "created_at": timezone.now()},
+    )
+    return len(created)
+
+
+SKIPPED_NOT_LEAD = "recipient no longer leads the team, is inactive or has no email"
+SKIPPED_NOTHING_WAITING = "the team has no GPUs still to come on the lines the alert is about"
+
+QuoteKey = tuple[date, int]  # (quoted_on, id): the order quotes were given in
+
+
+@dataclass
+class TeamSlip:
+    """One allocation hit by a slip, as its team lead's digest shows it."""
+
+    allocation: Allocation  # from allocations_with_availability()
+    old_date: date | None  # what the line was expected on before the earliest alert's quote
+    trigger: QuoteKey
+    alerts: list[SlipAlert] = field(default_factory=list)
+
+    @property
+    def new_date(self) -> date | None:
+        return self.allocation.expected_on
+
+    @property
+    def slip_days(self) -> int | None:
+        if self.old_date is None or self.new_date is None:
+            return None
+        return (self.new_date - self.old_date).days
+
+    @property
+    def past_period_end(self) -> bool:
+        return bool(self.allocation.past_period_end)
+
+    @property
+    def sorted_alerts(self) -> list[SlipAlert]:
+        return sorted(self.alerts, key=lambda a: RANK[a.code])
+
+
+@dataclass
+class TeamBlock:
+    """A team's slipped GPUs in one digest: one entry per allocation, however many alerts
+    (rules, notices) are about it."""
+
+    team: Team
+    slips: dict[int, TeamSlip] = field(default_factory=dict)
+
+    def add(self, slip: TeamSlip) -> None:
+        known = self.slips.get(slip.allocation.pk)
+        if known is None:
+            self.slips[slip.allocation.pk] = slip
+            return
+        if slip.trigger < known.trigger:  # the earliest news gives the date they expected
+            known.old_date, known.trigger = slip.old_date, slip.trigger
+        known.alerts.extend(a for a in slip.alerts if a not in known.alerts)
+
+    @property
+    def sorted_slips(self) -> list[TeamSlip]:
+        return sorted(
+            self.slips.values(),
+            key=lambda s: (s.allocation.quota.gpu_model.name, s.allocation.line.order.po_number),
+        )
+
+
+def team_slips(
+    notices: Iterable[tuple[int, int, int, int | None]],
+) -> tuple[dict[int, list[TeamSlip]], dict[int, str]]:
+    """For pending team notices (id, alert id, team id, recipient id): the slips each one
+    reports, and the reason each one that must not be sent is skipped (the recipient no
+    longer leads the team, or nothing of the team's is waiting on those lines any more:
+    moved away or received since). Four queries whatever the number of notices."""
+    notices = list(notices)
+    alerts = {
+        a.pk: a
+        for a in SlipAlert.objects.filter(pk__in={n[1] for n in notices}).select_related("quote")
+    }
+    teams = {
+        t.pk: t for t in Team.objects.filter(pk__in={n[2] for n in notices}).select_related("lead")
+    }
+    order_ids = {a.order_id for a in alerts.values()}
+    waiting: dict[tuple[int, int], list[Allocation]] = defaultdict(list)
+    for allocation in allocations_with_availability(
+        Allocation.objects.filter(quota__team_id__in=teams, line__order_id__in=order_ids)
+    ).select_related("quota__team", "quota__gpu_model", "line__order__vendor", "line__gpu_model"):
+        if allocation.outstanding > 0:
+            waiting[(allocation.quota.team_id, allocation.line.order_id)].append(allocation)
+    quotes: dict[int, list[tuple[QuoteKey, int | None, date]]] = defaultdict(list)
+    for pk, order_id, line_id, quoted_on, delivery_date in (
+        DeliveryQuote.objects.filter(order_id__in=order_ids)
+        .order_by("quoted_on", "id")
+        .values_list("id", "order_id", "line_id", "quoted_on", "delivery_date")
+    ):
+        quotes[order_id].append(((quoted_on, pk), line_id, delivery_date))
+
+    slips: dict[int, list[TeamSlip]] = {}
+    skipped: dict[int, str] = {}
+    for notice_id, alert_id, team_id, recipient_id in notices:
+        alert, team = alerts[alert_id], teams[team_id]
+        lead = team.lead
+        if lead.pk != recipient_id or not lead.is_active or not lead.email:
+            skipped[notice_id] = SKIPPED_NOT_LEAD
+            continue
+        trigger: QuoteKey = (alert.quote.quoted_on, alert.quote.pk)
+        found = []
+        for allocation in waiting.get((team_id, alert.order_id), ()):
+            if alert.quote.line_id not in (None, allocation.line_id):
+                continue
+            before = [
+                delivery_date
+                for key, line_id, delivery_date in quotes[alert.order_id]
+                if key < trigger and line_id in (None, allocation.line_id)
+            ]
+            old_date = before[-1] if before else None
+            found.append(TeamSlip(allocation, old_date, trigger, [alert]))
+        if found:
+            slips[notice_id] = found
+        else:
+            skipped[notice_id] = SKIPPED_NOTHING_WAITING
+    return slips, skipped

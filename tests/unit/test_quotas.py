@@ -1,5 +1,5 @@
 """Quotas: every limit with a bad value (a message naming the numbers, nothing saved), moving
-allocations, expected availability, and two managers allocating at once."""
+allocations, expected availability, and slip emails to team leads."""
 
 from __future__ import annotations
 
@@ -7,20 +7,25 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
-from orders import quotas, services
+from orders import alerts, notifications, quotas, services
 from orders.models import (
     Allocation,
     GpuModel,
     OrderLine,
     PurchaseOrder,
     Quota,
+    SlipAlert,
     Team,
+    TeamSlipNotice,
 )
 from orders.quotas import allocation_set, allocations_move, quota_save
 from tests.conftest import run_at_once
@@ -490,6 +495,175 @@ def test_quota_usage_figures(w: World) -> None:
         "Vision": (100, 0, 0, 0, 100),
         "Inference": (96, 0, 0, 0, 96),
     }
+
+
+# --- Slip emails to team leads ------------------------------------------------------------
+
+
+@pytest.fixture
+def _site(settings: Any) -> None:
+    settings.SITE_URL = "https://procurement.example.com"
+    settings.PROCUREMENT_MANAGERS = []
+
+
+def _quote(
+    capture: Any, order: PurchaseOrder, quoted_on: str, due: str, line: OrderLine | None = None
+) -> None:
+    """A quote recorded as the app does; its slip check runs after commit (eager Celery)."""
+    with capture(execute=True):
+        services.quote_add(order=order, line=line, quoted_on=D(quoted_on), delivery_date=D(due))
+
+
+def _by_recipient(mailoutbox: list) -> dict[str, Any]:
+    found = {m.to[0].split("@")[0]: m for m in mailoutbox}
+    assert len(found) == len(mailoutbox), "one email per recipient"
+    return found
+
+
+@pytest.mark.usefixtures("_site")
+def test_a_slip_emails_the_leads_of_affected_teams_once(
+    w: World, mailoutbox: list, django_capture_on_commit_callbacks: Any, freezer_today: Any
+) -> None:
+    capture = django_capture_on_commit_callbacks
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    allocation_set(quota=w.vision, line=w.big, gpus=84)
+    allocation_set(quota=w.research, line=w.big, gpus=100)
+    allocation_set(quota=w.inference, line=w.a10_line, gpus=40)  # another order: not affected
+    freezer_today("2023-04-14")
+    _quote(capture, w.big.order, "2023-04-14", "2023-05-15")
+    assert mailoutbox == []
+
+    freezer_today("2023-07-21")
+    _quote(capture, w.big.order, "2023-07-21", "2023-12-15")
+
+    mail = _by_recipient(mailoutbox)
+    assert set(mail) == {"alice", "carol", "dave"}  # the buyer, and two leads; not bob
+    carol = mail["carol"]
+    assert carol.subject == (
+        "[GPU slip] LLM pre-training, Vision: GPUs on PO-2023-0412 slipped "
+        "(past the quota period's end)"
+    )
+    assert carol.body.startswith("GPUs promised to your teams slipped:\nLLM pre-training:\n")
+    for text in (
+        "  - 200x A100 80GB SXM on PO-2023-0412 from Vendor",
+        ": expected 2023-05-15 -> 2023-12-15 (+214 days)\n"
+        "    Quota: 384 A100 80GB SXM for 2023-07-01 to 2023-09-30; past the quota period's "
+        "end (2023-09-30)\n",
+        "Vision:\n  - 84x A100 80GB SXM on PO-2023-0412",
+        "    Quota: 100 A100 80GB SXM for 2023-07-01 to 2023-12-31\n",
+        "[WARNING] Delivery moved from 2023-05-15 to 2023-12-15, into December 2023.",
+        "https://procurement.example.com/admin/orders/quota/usage/",
+    ):
+        assert text in carol.body, carol.body
+    assert carol.body.count("past the quota period's end") == 1  # Vision's period ends later
+    assert "Delivery dates slipped on" not in carol.body  # she neither buys nor watches it
+    html, _ = carol.alternatives[0]
+    assert "past the quota period's end (2023-09-30)" in html
+    dave = mail["dave"]
+    assert "Research:\n  - 100x A100 80GB SXM on PO-2023-0412" in dave.body
+    assert "past the quota period" not in dave.body + dave.subject
+    assert "LLM pre-training" not in mail["alice"].body  # the buyer's digest is as before
+
+    # Told once: a rescan, and a re-quote that is not later, tell nobody anything.
+    alerts.run_full_scan(today=D("2023-07-21"))
+    _quote(capture, w.big.order, "2023-07-22", "2023-12-01")
+    assert len(mailoutbox) == 3
+    assert not TeamSlipNotice.objects.filter(email__isnull=True).exists()
+
+    # A later slip is news: the leads hear again, from the date they last expected.
+    freezer_today("2023-08-01")
+    _quote(capture, w.big.order, "2023-08-01", "2024-01-31")
+    later = _by_recipient(mailoutbox[3:])
+    assert set(later) == {"alice", "carol", "dave"}
+    assert "expected 2023-12-01 -> 2024-01-31 (+61 days)" in later["dave"].body
+    assert "past the quota period's end (2023-12-31)" in later["dave"].body
+
+
+@pytest.mark.usefixtures("_site")
+def test_a_line_level_slip_tells_only_teams_waiting_on_that_line(
+    w: World, mailoutbox: list, django_capture_on_commit_callbacks: Any, freezer_today: Any
+) -> None:
+    capture = django_capture_on_commit_callbacks
+    allocation_set(quota=w.llm, line=w.small, gpus=100)
+    allocation_set(quota=w.inference, line=w.a10_line, gpus=40)  # same order, other line
+    freezer_today("2023-05-01")
+    _quote(capture, w.small.order, "2023-04-14", "2023-05-15")
+    _quote(capture, w.small.order, "2023-05-01", "2023-08-31", line=w.small)
+
+    mail = _by_recipient(mailoutbox)
+    assert set(mail) == {"alice", "carol"}
+    assert "100x A100 80GB SXM on PO-2023-0405" in mail["carol"].body
+    assert "expected 2023-05-15 -> 2023-08-31 (+108 days)" in mail["carol"].body
+
+
+@pytest.mark.usefixtures("_site")
+def test_a_lead_who_buys_the_order_gets_one_email_with_both_parts(
+    w: World, mailoutbox: list
+) -> None:
+    w.big.order.buyer = w.llm.team.lead
+    w.big.order.save()
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+
+    call_command("scan_slips", "--date", "2023-05-01", stdout=StringIO())
+
+    [email] = mailoutbox
+    assert email.to == [w.llm.team.lead.email]
+    assert "LLM pre-training:\n  - 200x A100 80GB SXM" in email.body
+    assert "Delivery dates slipped on 1 order" in email.body
+
+
+@pytest.mark.usefixtures("_site")
+def test_team_notices_left_out_when_nothing_is_waiting_or_the_lead_changed(
+    w: World, mailoutbox: list
+) -> None:
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    allocation_set(quota=w.research, line=w.big, gpus=100, priority=1)
+    allocation_set(quota=w.vision, line=w.big, gpus=84)
+    _receive(w.big, 100)  # Research (priority 1) has all of its GPUs: it is not told
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))
+    assert set(TeamSlipNotice.objects.values_list("team__name", flat=True)) == {
+        "LLM pre-training",
+        "Vision",
+    }
+    # Before the digest goes out: Vision gets a new lead, LLM's GPUs move elsewhere.
+    Team.objects.filter(pk=w.vision.team_id).update(lead=UserFactory(username="erin"))
+    allocations_move(quota=w.llm, from_line=w.big, to_line=w.small, gpus=128)
+    allocation_set(quota=w.llm, line=w.big, gpus=0)
+
+    for email_id in notifications.build_digests():
+        notifications.send_outbox_email(email_id)
+
+    assert [m.to[0] for m in mailoutbox] == [w.big.order.buyer.email]
+    assert set(TeamSlipNotice.objects.values_list("skipped_reason", flat=True)) == {
+        quotas.SKIPPED_NOT_LEAD,
+        quotas.SKIPPED_NOTHING_WAITING,
+    }
+
+
+def test_the_scan_tells_team_leads_in_a_fixed_number_of_queries(w: World) -> None:
+    def orders(n: int) -> None:
+        for _ in range(n):
+            line = OrderLineFactory(gpu_model=w.a100, quantity=8)
+            for quoted_on, due in ((PLACED, "2023-05-15"), (D("2023-07-21"), "2023-12-15")):
+                services.quote_add(
+                    order=line.order, quoted_on=quoted_on, delivery_date=D(due), check=False
+                )
+            allocation_set(quota=w.research, line=line, gpus=4)
+            allocation_set(quota=w.vision, line=line, gpus=4)
+
+    def scan_queries() -> int:
+        SlipAlert.objects.all().delete()  # and their notices
+        with CaptureQueriesContext(connection) as ctx:
+            alerts.scan_orders(today=D("2023-07-21"), batch_size=1000)
+        return len(ctx.captured_queries)
+
+    orders(5)
+    with_5 = scan_queries()
+    orders(20)
+    assert scan_queries() == with_5
+    assert TeamSlipNotice.objects.count() == 25 * 3 * 2  # 3 rules fire, 2 teams per order
 
 
 # --- Two managers at once (PostgreSQL row locks) --------------------------------------------
