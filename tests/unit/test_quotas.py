@@ -1,5 +1,5 @@
 """Quotas: every limit with a bad value (a message naming the numbers, nothing saved), moving
-allocations, expected availability, and slip emails to team leads."""
+allocations, expected availability, slip emails to team leads and the demo data."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from orders import alerts, notifications, quotas, services
+from orders.demo import load_demo
 from orders.models import (
     Allocation,
     GpuModel,
@@ -664,6 +665,30 @@ def test_the_scan_tells_team_leads_in_a_fixed_number_of_queries(w: World) -> Non
     orders(20)
     assert scan_queries() == with_5
     assert TeamSlipNotice.objects.count() == 25 * 3 * 2  # 3 rules fire, 2 teams per order
+
+
+# --- Demo data ----------------------------------------------------------------------------
+
+
+def test_demo_rations_a_training_run_of_a100s() -> None:
+    load_demo()
+    llm = quotas.quotas_with_usage().get(team__name="LLM pre-training")
+    assert (llm.gpu_model.name, llm.gpus, llm.allocated, llm.remaining) == (
+        "A100 80GB SXM",
+        384,
+        384,
+        0,
+    )
+    assert (llm.period_start, llm.period_end) == (D("2023-07-01"), D("2023-12-31"))
+    assert llm.team.lead.username == "carol"
+    # The 288 waiting for December can partly move to PO-2023-0405, due in July.
+    slipping = OrderLine.objects.get(order__po_number="PO-2023-0412")
+    [free] = quotas.lines_with_free_gpus(gpu_model_id=llm.gpu_model_id, exclude_line_id=slipping.pk)
+    assert (free.order.po_number, free.free, free.current_delivery_date) == (
+        "PO-2023-0405",
+        32,
+        D("2023-07-14"),
+    )
 
 
 # --- Two managers at once (PostgreSQL row locks) --------------------------------------------
