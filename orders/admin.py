@@ -15,6 +15,7 @@ from django.http import HttpRequest
 
 from orders import alerts, services
 from orders.admin_prices import VendorScorecardMixin
+from orders.admin_quotas import OrderLineAllocationsMixin
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -282,7 +283,7 @@ class GpuModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(admin.ModelAdmin):
+class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
     list_display = [
         "order",
         "gpu_model",

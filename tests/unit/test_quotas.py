@@ -1,5 +1,5 @@
 """Quotas: every limit with a bad value (a message naming the numbers, nothing saved), moving
-allocations, expected availability, slip emails to team leads and the demo data."""
+allocations, expected availability, slip emails to team leads and the admin."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from orders import alerts, notifications, quotas, services
 from orders.demo import load_demo
@@ -38,6 +39,7 @@ from tests.factories import (
     TeamFactory,
     UserFactory,
 )
+from tests.unit.test_admin import _add_inline_row, _form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -665,6 +667,202 @@ def test_the_scan_tells_team_leads_in_a_fixed_number_of_queries(w: World) -> Non
     orders(20)
     assert scan_queries() == with_5
     assert TeamSlipNotice.objects.count() == 25 * 3 * 2  # 3 rules fire, 2 teams per order
+
+
+# --- Admin --------------------------------------------------------------------------------
+
+
+def _rationing(n: int) -> None:
+    """n teams, each with a quota and allocations on two orders, some quoted and received."""
+    gpu = GpuModelFactory(name="A100 80GB SXM")
+    for _ in range(n):
+        team = TeamFactory()
+        team.members.add(team.lead, UserFactory())
+        quota = QuotaFactory(team=team, gpu_model=gpu)
+        for quantity in (64, 32):
+            line = OrderLineFactory(gpu_model=gpu, quantity=quantity)
+            services.quote_add(
+                order=line.order, quoted_on=PLACED, delivery_date=D("2023-12-15"), check=False
+            )
+            allocation_set(quota=quota, line=line, gpus=quantity - 8)
+            _receive(line, 16)
+
+
+ADMIN_PAGES = [
+    ("admin:orders_team_changelist", ""),
+    ("admin:orders_quota_changelist", ""),
+    ("admin:orders_quota_changelist", "?o=-7"),  # by received
+    ("admin:orders_allocation_changelist", ""),
+    ("admin:orders_allocation_changelist", "?past_period_end=no&o=6"),
+    ("admin:orders_quota_usage", ""),
+]
+
+
+@pytest.mark.parametrize(("name", "query"), ADMIN_PAGES)
+def test_quota_pages_run_the_same_queries_for_3_and_30_teams(
+    admin_client_logged_in: Any, django_assert_num_queries: Any, name: str, query: str
+) -> None:
+    _rationing(3)
+    with CaptureQueriesContext(connection) as ctx:
+        response = admin_client_logged_in.get(reverse(name) + query)
+    assert response.status_code == 200
+    with_3 = len(ctx.captured_queries)
+    _rationing(27)
+    with django_assert_num_queries(with_3):
+        response = admin_client_logged_in.get(reverse(name) + query)
+    assert response.status_code == 200
+    assert with_3 <= 14, f"{with_3} queries"
+
+
+def test_the_quota_usage_page_shows_the_figures(admin_client_logged_in: Any) -> None:
+    load_demo()
+    response = admin_client_logged_in.get(reverse("admin:orders_quota_usage"))
+    html = response.content.decode()
+    inference, llm = response.context["teams"]  # by name
+    assert (inference["team"].name, llm["team"].name) == ("Inference", "LLM pre-training")
+    usage = [(q.gpus, q.allocated, q.received, q.remaining) for q in inference["quotas"]]
+    assert usage == [(96, 72, 72, 24)]
+    (quota,) = llm["quotas"]
+    assert (quota.gpus, quota.allocated, quota.received, quota.remaining) == (384, 384, 0, 0)
+    assert [a.line.order.po_number for a in quota.allocation_list] == [
+        "PO-2023-0405",  # expected 2023-07-14
+        "PO-2023-0412",  # expected 2023-12-15
+    ]
+    for text in ("LLM pre-training", "carol@gpu-buyers.example", "288 on PO-2023-0412"):
+        assert text in html
+    assert 'href="/admin/orders/quota/usage/">Quota usage</a>' in html  # in the header
+
+
+def _line_url(line: OrderLine) -> str:
+    return reverse("admin:orders_orderline_change", args=[line.pk])
+
+
+def test_allocations_inline_on_the_order_line_are_saved_through_the_service(
+    w: World, admin_client_logged_in: Any, admin_user: Any
+) -> None:
+    allocation_set(quota=w.llm, line=w.big, gpus=300)
+    allocation_set(quota=w.research, line=w.big, gpus=84)
+    url = _line_url(w.big)
+
+    # A cut and a raise in one save: checked against each other, saved cut first.
+    data = _form_data(admin_client_logged_in.get(url))
+    assert [data["allocations-0-quota"], data["allocations-1-quota"]] == [w.llm.pk, w.research.pk]
+    data["allocations-0-gpus"], data["allocations-1-gpus"] = 100, 284
+    response = admin_client_logged_in.post(url, data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert _allocations() == sorted(
+        [(w.llm.pk, w.big.pk, 100, 10), (w.research.pk, w.big.pk, 284, 10)]
+    )
+    assert set(Allocation.objects.values_list("allocated_by", flat=True)) == {admin_user.pk}
+
+    # One more row that does not fit: an error on the page, nothing saved.
+    data = _form_data(admin_client_logged_in.get(url))
+    _add_inline_row(data, "allocations", quota=w.vision.pk, gpus=10, priority=1)
+    response = admin_client_logged_in.post(url, data)
+    assert response.status_code == 200
+    assert (
+        "Line PO-2023-0412 (A100 80GB SXM) has 384 GPUs; 384 are already allocated elsewhere, "
+        "so at most 0 for Vision, not 10." in response.content.decode()
+    )
+    assert Allocation.objects.count() == 2
+
+    # Remove one row and give its GPUs to a new one, in one save.
+    data = _form_data(admin_client_logged_in.get(url))
+    data["allocations-0-DELETE"] = "on"
+    _add_inline_row(data, "allocations", quota=w.vision.pk, gpus=100, priority=1)
+    response = admin_client_logged_in.post(url, data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert _allocations() == sorted(
+        [(w.vision.pk, w.big.pk, 100, 1), (w.research.pk, w.big.pk, 284, 10)]
+    )
+
+
+def test_the_inline_offers_only_quotas_of_the_lines_gpu_model(
+    w: World, admin_client_logged_in: Any
+) -> None:
+    response = admin_client_logged_in.get(_line_url(w.a10_line))
+    formset = response.context["inline_admin_formsets"][0].formset
+    assert list(formset.empty_form.fields["quota"].queryset) == [w.inference]
+
+
+def test_a_quota_overlapping_another_is_an_error_on_the_form(
+    w: World, admin_client_logged_in: Any
+) -> None:
+    url = reverse("admin:orders_quota_add")
+    response = admin_client_logged_in.post(
+        url,
+        {
+            "team": w.llm.team_id,
+            "gpu_model": w.a100.pk,
+            "period_start": "2023-09-01",
+            "period_end": "2023-12-31",
+            "gpus": "128",
+            "allocations-TOTAL_FORMS": "0",
+            "allocations-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert "which overlaps 2023-09-01 to 2023-12-31" in response.content.decode()
+    assert Quota.objects.count() == 4
+
+
+def test_move_an_allocation_to_an_earlier_order_in_the_admin(
+    slipping: World, admin_client_logged_in: Any
+) -> None:
+    w = slipping
+    services.quote_add(order=w.small.order, quoted_on=PLACED, delivery_date=D("2023-07-14"))
+    allocation = Allocation.objects.get(quota=w.llm, line=w.big)
+    changelist = reverse("admin:orders_allocation_changelist")
+
+    response = admin_client_logged_in.post(
+        changelist,
+        {"action": "move_to_earlier_order", "_selected_action": [allocation.pk]},
+    )
+    url = reverse("admin:orders_allocation_move", args=[allocation.pk])
+    assert response.status_code == 302
+    assert response["Location"] == url
+    page = admin_client_logged_in.get(url).content.decode()
+    assert "PO-2023-0405 (Vendor" in page
+    assert "32 of 128 free, expected 2023-07-14" in page
+
+    response = admin_client_logged_in.post(url, {"to_line": w.small.pk, "gpus": 64})
+    assert response.status_code == 200
+    assert "has 32 free GPUs (128 ordered, 96 allocated); cannot move 64 there." in (
+        response.content.decode()
+    )
+    assert Allocation.objects.get(pk=allocation.pk).gpus == 288
+
+    response = admin_client_logged_in.post(url, {"to_line": w.small.pk, "gpus": 32})
+    assert response.status_code == 302
+    assert Allocation.objects.get(pk=allocation.pk).gpus == 256
+    assert Allocation.objects.get(quota=w.llm, line=w.small).gpus == 32
+
+
+def test_the_move_action_takes_one_allocation_at_a_time(
+    slipping: World, admin_client_logged_in: Any
+) -> None:
+    response = admin_client_logged_in.post(
+        reverse("admin:orders_allocation_changelist"),
+        {
+            "action": "move_to_earlier_order",
+            "_selected_action": list(Allocation.objects.values_list("pk", flat=True)),
+        },
+        follow=True,
+    )
+    assert "Select one allocation to move at a time." in response.content.decode()
+
+
+def test_an_allocation_over_the_quota_is_an_error_on_its_form(
+    w: World, admin_client_logged_in: Any
+) -> None:
+    allocation_set(quota=w.research, line=w.big, gpus=250)
+    response = admin_client_logged_in.post(
+        reverse("admin:orders_allocation_add"),
+        {"quota": w.research.pk, "line": w.small.pk, "gpus": 100, "priority": 10},
+    )
+    assert response.status_code == 200
+    assert "so at most 50 here, not 100." in response.content.decode()
+    assert Allocation.objects.count() == 1
 
 
 # --- Demo data ----------------------------------------------------------------------------
