@@ -1,8 +1,9 @@
 """Quotas: every limit with a bad value (a message naming the numbers, nothing saved), moving
-allocations, expected availability, slip emails to team leads and the admin."""
+allocations, expected availability, slip emails to team leads, the admin and the CSV export."""
 
 from __future__ import annotations
 
+import csv
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -863,6 +864,86 @@ def test_an_allocation_over_the_quota_is_an_error_on_its_form(
     assert response.status_code == 200
     assert "so at most 50 here, not 100." in response.content.decode()
     assert Allocation.objects.count() == 1
+
+
+# --- CSV export ---------------------------------------------------------------------------
+
+HEADER = (
+    "team,team_lead_email,gpu_model,period_start,period_end,quota,po_number,vendor,allocated,"
+    "priority,expected_on,received,past_period_end"
+)
+
+
+def test_export_allocations_writes_one_row_per_allocation(
+    w: World, tmp_path: Any, django_assert_num_queries: Any
+) -> None:
+    Team.objects.filter(pk=w.vision.team_id).update(name="=HYPERLINK(evil)")
+    w.big.order.vendor.name = "Pacific Silicon Distribution"
+    w.big.order.vendor.save()
+    allocation_set(quota=w.llm, line=w.big, gpus=200, priority=1)
+    allocation_set(quota=w.vision, line=w.big, gpus=84)
+    allocation_set(quota=w.inference, line=w.a10_line, gpus=40)
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    _receive(w.big, 50)
+    path = tmp_path / "allocations.csv"
+
+    with django_assert_num_queries(1):
+        call_command("export_allocations", "--output", str(path), stderr=StringIO())
+
+    raw = path.read_bytes().decode()
+    assert raw.startswith(HEADER + "\r\n")
+    rows = list(csv.reader(raw.splitlines()))
+    assert rows[1:] == [
+        [
+            "'=HYPERLINK(evil)",
+            "carol@gpu-buyers.example",
+            "A100 80GB SXM",
+            "2023-07-01",
+            "2023-12-31",
+            "100",
+            "PO-2023-0412",
+            "Pacific Silicon Distribution",
+            "84",
+            "10",
+            "2023-12-15",
+            "0",
+            "no",
+        ],
+        [
+            "Inference",
+            "bob@gpu-buyers.example",
+            "A10",
+            "2023-01-01",
+            "2023-06-30",
+            "96",
+            "PO-2023-0405",
+            w.a10_line.order.vendor.name,
+            "40",
+            "10",
+            "",
+            "0",
+            "",
+        ],
+        [
+            "LLM pre-training",
+            "carol@gpu-buyers.example",
+            "A100 80GB SXM",
+            "2023-07-01",
+            "2023-09-30",
+            "384",
+            "PO-2023-0412",
+            "Pacific Silicon Distribution",
+            "200",
+            "1",
+            "2023-12-15",
+            "50",
+            "yes",
+        ],
+    ]
+
+    out = StringIO()
+    call_command("export_allocations", stdout=out)
+    assert out.getvalue().replace("\r\n", "\n") == raw.replace("\r\n", "\n")
 
 
 # --- Demo data ----------------------------------------------------------------------------
