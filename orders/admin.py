@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from orders import alerts, services
 from orders.admin_export import PurchaseOrderExportMixin
 from orders.admin_prices import VendorScorecardMixin
+from orders.admin_quotas import OrderLineAllocationsMixin
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -283,7 +284,7 @@ class GpuModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(admin.ModelAdmin):
+class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
     list_display = [
         "order",
         "gpu_model",
