@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.functions import Lower
 
-from orders import csv_format, services
+from orders import bulk, csv_format, services
 from orders.dates import today
 from orders.models import DeliveryQuote, GpuModel, OrderLine, OrderStatus, PurchaseOrder, Vendor
 
@@ -57,6 +57,7 @@ _KNOWN_MEMORY_GB = {
     "l40s": 48,
     "t4": 16,
 }
+_STATUSES = frozenset(OrderStatus.values)
 _NEW_VENDOR_KIND = Vendor.Kind.DISTRIBUTOR
 _NEW_VENDOR_NOTE = "Created by a CSV import, which does not say the kind: check it."
 
@@ -426,11 +427,11 @@ def _validate(obj: Model, exclude: Sequence[str]) -> None:
     obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
 
 
-def _quoted_on_not_future(cells: _Cells, quoted_on: date | None) -> None:
+def _quoted_on_not_future(cells: _Cells, quoted_on: date | None, today: date) -> None:
     # The models accept a future quoted_on (tests and back-dated entries need it); a sheet of
     # quotes already given cannot have one, so it is a typo worth stopping the import for.
-    if quoted_on and quoted_on > today():
-        cells.error("quoted_on", f"Quoted-on date is in the future (today is {today()}).")
+    if quoted_on and quoted_on > today:
+        cells.error("quoted_on", f"Quoted-on date is in the future (today is {today}).")
 
 
 # --- Orders -------------------------------------------------------------------------------------
@@ -501,6 +502,8 @@ class _OrdersPlan:
         self.new_orders: list[PurchaseOrder] = []
         self.new_lines: list[OrderLine] = []
         self.new_quotes: list[DeliveryQuote] = []
+        self.today = today()
+        self.emails: dict[str, bool] = {}  # address -> valid, each checked once
 
     def check(self) -> None:
         parsed = [self._parse(row) for row in self.rows]
@@ -536,17 +539,13 @@ class _OrdersPlan:
         created["quotes"] = len(self.new_quotes)
 
     def write(self) -> None:
-        Vendor.objects.bulk_create(
-            [v for v in self.new_vendors.values() if isinstance(v, Vendor)], batch_size=CHUNK
-        )
-        GpuModel.objects.bulk_create(
-            [g for g in self.new_gpus.values() if isinstance(g, GpuModel)], batch_size=CHUNK
-        )
-        get_user_model().objects.bulk_create(list(self.new_users.values()), batch_size=CHUNK)
-        # The orders, lines and quotes hold the objects created above; bulk_create takes the
-        # ids those got.
-        PurchaseOrder.objects.bulk_create(self.new_orders, batch_size=CHUNK)
-        OrderLine.objects.bulk_create(self.new_lines, batch_size=CHUNK)
+        # Parents first: orders, lines and quotes hold the objects created before them and
+        # take the ids those got.
+        bulk.insert_new([v for v in self.new_vendors.values() if isinstance(v, Vendor)])
+        bulk.insert_new([g for g in self.new_gpus.values() if isinstance(g, GpuModel)])
+        bulk.insert_new(list(self.new_users.values()), batch_size=CHUNK)
+        bulk.insert_new(self.new_orders, batch_size=CHUNK)
+        bulk.insert_new(self.new_lines, batch_size=CHUNK)
         services.quotes_add_bulk(quotes=self.new_quotes, batch_size=CHUNK)
 
     def _parse(self, row: _Row) -> _OrderRow:
@@ -554,19 +553,16 @@ class _OrdersPlan:
         for column in csv_format.ORDER_REQUIRED:
             cells.text(column, required=True)
         email = row.cells["buyer_email"]
-        if email and "buyer_email" not in row.bad:
-            try:
-                validate_email(email)
-            except ValidationError:
-                cells.error("buyer_email", "Not an email address.")
+        if email and "buyer_email" not in row.bad and not self._valid_email(email):
+            cells.error("buyer_email", "Not an email address.")
         status = row.cells.get("status") or None
-        if status is not None and status not in OrderStatus.values:
+        if status is not None and status not in _STATUSES:
             cells.error("status", f"Unknown status; one of: {', '.join(OrderStatus.values)}.")
         quoted_on, delivery_date = cells.date("quoted_on"), cells.date("delivery_date")
         for given, needed in (("quoted_on", "delivery_date"), ("delivery_date", "quoted_on")):
             if row.cells.get(given) and not row.cells.get(needed):
                 cells.error(needed, f"Required with {given}: a quote has both dates.")
-        _quoted_on_not_future(cells, quoted_on)
+        _quoted_on_not_future(cells, quoted_on, self.today)
         return _OrderRow(
             row=row,
             po=row.cells["po_number"],
@@ -582,6 +578,16 @@ class _OrdersPlan:
             quoted_on=quoted_on,
             delivery_date=delivery_date,
         )
+
+    def _valid_email(self, email: str) -> bool:
+        if email not in self.emails:
+            try:
+                validate_email(email)
+            except ValidationError:
+                self.emails[email] = False
+            else:
+                self.emails[email] = True
+        return self.emails[email]
 
     def _conflict(self, item: _OrderRow, column: str, first: _OrderRow) -> None:
         _Cells(item.row, self.errors).error(
@@ -853,6 +859,7 @@ class _QuotesPlan:
         self.rows, self.report, self.user, self.source = rows, report, user, source
         self.errors = report.errors
         self.new_quotes: list[DeliveryQuote] = []
+        self.today = today()
 
     def check(self) -> None:
         orders: dict[str, PurchaseOrder] = {}
@@ -880,7 +887,7 @@ class _QuotesPlan:
             po = cells.text("po_number", required=True)
             quoted_on = cells.date("quoted_on", required=True)
             delivery_date = cells.date("delivery_date", required=True)
-            _quoted_on_not_future(cells, quoted_on)
+            _quoted_on_not_future(cells, quoted_on, self.today)
             order = orders.get(po)
             if po and order is None:
                 cells.error("po_number", "Unknown PO: no order has this number.")

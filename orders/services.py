@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
 
+from orders import bulk
 from orders.dates import today
 from orders.models import Delivery, DeliveryQuote, OrderLine, PurchaseOrder
 
@@ -99,10 +100,10 @@ def quotes_add_bulk(
         seen.add(key)
     if errors:
         raise ValidationError(errors)
-    created = DeliveryQuote.objects.bulk_create(quotes, batch_size=batch_size)
+    bulk.insert_new(quotes, batch_size=batch_size)
     if check:
         orders_check_after_commit(order_ids=[q.order_id for q in quotes])
-    return created
+    return list(quotes)
 
 
 def _quote_keys_recorded(*, order_ids: set[int]) -> set[tuple]:
