@@ -14,6 +14,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from orders import alerts, services
+from orders.admin_import import CsvImportAdminMixin
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -162,7 +163,7 @@ class SlippingFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(admin.ModelAdmin):
+class PurchaseOrderAdmin(CsvImportAdminMixin, admin.ModelAdmin):
     list_display = [
         "po_number",
         "vendor",

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from orders import csv_format
 from orders.dates import today
@@ -623,3 +626,144 @@ def test_quotes_import_runs_the_same_queries_for_5_and_50_rows(
         assert quotes_import(content=quotes(0, 5)).created == {"quotes": 5}
     with django_assert_num_queries(len(with_5)):
         assert quotes_import(content=quotes(5, 45)).created == {"quotes": 45}
+
+
+# --- The admin: upload, preview, confirm ------------------------------------------------------
+
+IMPORT_ORDERS = reverse("admin:orders_purchaseorder_import_orders")
+IMPORT_QUOTES = reverse("admin:orders_purchaseorder_import_quotes")
+CHANGELIST = reverse("admin:orders_purchaseorder_changelist")
+
+
+def _upload(client: Any, url: str, content: bytes, name: str = "orders.csv") -> Any:
+    return client.post(url, {"file": SimpleUploadedFile(name, content, "text/csv")})
+
+
+def _staff(client: Any, *codenames: str) -> Any:
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def test_the_order_list_links_to_both_imports(admin_client_logged_in: Any) -> None:
+    html = admin_client_logged_in.get(CHANGELIST).content.decode()
+    assert f'href="{IMPORT_ORDERS}"' in html
+    assert f'href="{IMPORT_QUOTES}"' in html
+
+
+def test_admin_upload_previews_then_confirm_imports_the_same_file(
+    admin_client_logged_in: Any,
+) -> None:
+    client = admin_client_logged_in
+    form = client.get(IMPORT_ORDERS)
+    assert form.status_code == 200
+    assert "po_number, vendor, buyer_email" in form.content.decode()
+
+    preview = _upload(client, IMPORT_ORDERS, _csv(_two_orders()), "spring.csv")
+
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert "Confirm import" in html
+    assert preview.context["counts"][3] == ("orders", 2, 0)
+    assert preview.context["report"].preview[0][0] == "PO-1"
+    assert "Bob@GPU-Buyers.example" in html  # the first rows are shown
+    assert not PurchaseOrder.objects.exists()  # a preview writes nothing
+
+    done = client.post(IMPORT_ORDERS, {"token": preview.context["token"]}, follow=True)
+
+    assert done.redirect_chain == [(CHANGELIST, 302)]
+    assert "Imported spring.csv: 3 row(s) read. Created: 2 vendors" in done.content.decode()
+    assert PurchaseOrder.objects.count() == 2
+    assert DeliveryQuote.objects.get().recorded_by.username == "admin"
+    # The token is spent: confirming again imports nothing.
+    again = client.post(IMPORT_ORDERS, {"token": preview.context["token"]}, follow=True)
+    assert "upload the file again" in again.content.decode()
+    assert PurchaseOrder.objects.count() == 2
+
+
+def test_admin_upload_with_errors_lists_them_and_offers_no_confirm(
+    admin_client_logged_in: Any,
+) -> None:
+    content = _csv([_order(quantity="0"), _order(po_number="PO-2", placed_on="2023/04/14")])
+    response = _upload(admin_client_logged_in, IMPORT_ORDERS, content)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "2 errors: nothing will be imported" in html
+    assert "row 2, column quantity, value &#x27;0&#x27;: Quantity must be at least 1" in html
+    assert "row 3, column placed_on" in html
+    assert "Confirm import" not in html
+    assert not PurchaseOrder.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("po_number\nPO-1,Société\n".encode("latin-1"), "not UTF-8 text"),
+        (b"PK\x03\x04\x14\x00", "spreadsheet workbook"),
+        (b"", "The submitted file is empty."),  # Django's own check, before ours
+    ],
+)
+def test_admin_upload_of_a_bad_file_says_why(
+    admin_client_logged_in: Any, content: bytes, says: str
+) -> None:
+    response = _upload(admin_client_logged_in, IMPORT_ORDERS, content)
+    assert response.status_code == 200
+    assert says in response.content.decode()
+    assert "Confirm import" not in response.content.decode()
+
+
+def test_admin_upload_over_the_size_limit_is_refused(
+    admin_client_logged_in: Any, settings: Any
+) -> None:
+    settings.IMPORT_MAX_BYTES = 100
+    response = _upload(admin_client_logged_in, IMPORT_ORDERS, _csv(_two_orders()))
+    html = response.content.decode()
+    assert "imports are limited to 100\xa0bytes (IMPORT_MAX_BYTES)" in html
+    assert "Confirm import" not in html
+    assert "csv_import_orders" not in admin_client_logged_in.session
+
+
+def test_confirm_reports_what_changed_since_the_preview(admin_client_logged_in: Any) -> None:
+    preview = _upload(admin_client_logged_in, IMPORT_ORDERS, _csv([_order()]))
+    load_demo()  # meanwhile PO-2023-0412 is recorded, in another currency
+    PurchaseOrder.objects.filter(po_number="PO-2023-0412").update(currency="EUR")
+    before = _table_counts()
+
+    response = admin_client_logged_in.post(IMPORT_ORDERS, {"token": preview.context["token"]})
+
+    assert response.status_code == 200
+    assert "already recorded with currency &#x27;EUR&#x27;" in response.content.decode()
+    assert _table_counts() == before
+
+
+def test_admin_quotes_upload_adds_a_line_quote(admin_client_logged_in: Any) -> None:
+    load_demo()
+    content = _quotes_csv(("PO-2023-0405", "2023-06-02", "2023-09-01", "A100s", "A100 80GB SXM"))
+    preview = _upload(admin_client_logged_in, IMPORT_QUOTES, content, "requotes.csv")
+    assert preview.context["counts"] == [("quotes", 1, 0)]
+
+    admin_client_logged_in.post(IMPORT_QUOTES, {"token": preview.context["token"]})
+
+    quote = DeliveryQuote.objects.get(delivery_date=D("2023-09-01"))
+    assert quote.line.gpu_model.name == "A100 80GB SXM"
+    assert quote.source == "CSV import requotes.csv"
+
+
+def test_only_staff_with_the_add_permission_may_import(client: Any) -> None:
+    quotes_only = _staff(client, "add_deliveryquote", "view_purchaseorder")
+    assert quotes_only.get(IMPORT_ORDERS).status_code == 403
+    assert _upload(quotes_only, IMPORT_ORDERS, _csv([_order()])).status_code == 403
+    assert quotes_only.post(IMPORT_ORDERS, {"token": "x"}).status_code == 403
+    assert quotes_only.get(IMPORT_QUOTES).status_code == 200
+    html = quotes_only.get(CHANGELIST).content.decode()
+    assert IMPORT_QUOTES in html
+    assert IMPORT_ORDERS not in html
+
+    orders_only = _staff(client, "add_purchaseorder")
+    assert orders_only.get(IMPORT_ORDERS).status_code == 200
+    assert orders_only.get(IMPORT_QUOTES).status_code == 403
+
+    client.force_login(UserFactory(is_staff=False))
+    assert client.get(IMPORT_ORDERS).status_code == 302  # to the admin login
+    assert not PurchaseOrder.objects.exists()
