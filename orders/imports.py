@@ -10,6 +10,7 @@ the commit, as after any quote.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -241,7 +242,7 @@ def _write(report: ImportReport, write: Any) -> None:
 
 
 def _decode(content: bytes) -> str:
-    if not content.strip(b" \t\r\n\xef\xbb\xbf"):
+    if not content.removeprefix(codecs.BOM_UTF8).strip():
         raise _FileError("The file is empty.")
     if content.startswith(b"PK\x03\x04"):
         raise _FileError(
@@ -479,6 +480,11 @@ class _OrderRow:
     quoted_on: date | None
     delivery_date: date | None
 
+    @property
+    def order_key(self) -> tuple[str, int]:
+        """Rows of one PO share it; a row without a PO number (already an error) is alone."""
+        return (self.po, 0) if self.po else ("", self.row.number)
+
     def same(self, column: str, other: _OrderRow) -> bool:
         mine, theirs = self.row.cells.get(column, ""), other.row.cells.get(column, "")
         if column in ("vendor", "buyer_email"):
@@ -507,29 +513,29 @@ class _OrdersPlan:
 
     def check(self) -> None:
         parsed = [self._parse(row) for row in self.rows]
-        orders: dict[str, _OrderRow] = {}  # PO -> its first row
-        lines: dict[tuple[str, str], _OrderRow] = {}  # (PO, GPU model) -> its first row
+        orders: dict[tuple[str, int], _OrderRow] = {}  # PO -> its first row
+        lines: dict[tuple, _OrderRow] = {}  # (PO, GPU model) -> its first row
         for item in parsed:
-            first = orders.setdefault(item.po, item)
+            first = orders.setdefault(item.order_key, item)
             for column in _ORDER_LEVEL:
                 if not item.same(column, first):
                     self._conflict(item, column, first)
-            first_line = lines.setdefault((item.po, item.gpu.lower()), item)
+            first_line = lines.setdefault((item.order_key, item.gpu.lower()), item)
             for column in ("quantity", "unit_price"):
                 mine, theirs = getattr(item, column), getattr(first_line, column)
                 if None not in (mine, theirs) and mine != theirs:
                     self._conflict(item, column, first_line)
         self._load(orders.values(), lines.values())
-        built = {po: self._order(item) for po, item in orders.items()}
+        built = {key: self._order(item) for key, item in orders.items()}
         for item in lines.values():
-            self._line(item, built[item.po])
-        seen: set[tuple[str, date, date]] = set()
+            self._line(item, built[item.order_key])
+        seen: set[tuple] = set()
         for item in parsed:
             if item.quoted_on and item.delivery_date:
-                key = (item.po, item.quoted_on, item.delivery_date)
+                key = (item.order_key, item.quoted_on, item.delivery_date)
                 if key not in seen:  # the same quote repeated on each line's row
                     seen.add(key)
-                    self._quote(item, built[item.po])
+                    self._quote(item, built[item.order_key])
         created = self.report.created
         created["vendors"] = sum(isinstance(v, Vendor) for v in self.new_vendors.values())
         created["GPU models"] = sum(isinstance(g, GpuModel) for g in self.new_gpus.values())
@@ -599,14 +605,14 @@ class _OrdersPlan:
     def _load(self, orders: Iterable[_OrderRow], lines: Iterable[_OrderRow]) -> None:
         orders, lines = list(orders), list(lines)
         user_model = get_user_model()
-        self.vendors = _by_lower_name(
-            Vendor.objects.all(), {i.vendor.lower() for i in orders}, "name"
-        )
-        self.gpus = _by_lower_name(GpuModel.objects.all(), {i.gpu.lower() for i in lines}, "name")
+        vendors = {i.vendor.lower() for i in orders if i.vendor}
+        self.vendors = _by_lower_name(Vendor.objects.all(), vendors, "name")
+        gpus = {i.gpu.lower() for i in lines if i.gpu}
+        self.gpus = _by_lower_name(GpuModel.objects.all(), gpus, "name")
+        emails = {i.email for i in orders if i.email and "buyer_email" not in i.row.bad}
         # Several accounts may share an address: prefer an active one, then the oldest.
-        self.users = _by_lower_name(
-            user_model.objects.order_by("-is_active", "pk"), {i.email for i in orders}, "email"
-        )
+        users = user_model.objects.order_by("-is_active", "pk")
+        self.users = _by_lower_name(users, emails, "email")
         self.existing: dict[str, PurchaseOrder] = {}
         for chunk in _chunks(sorted({i.po for i in orders if i.po})):
             for order in PurchaseOrder.objects.filter(po_number__in=chunk).select_related(
@@ -625,8 +631,7 @@ class _OrdersPlan:
                     "order_id", "quoted_on", "delivery_date"
                 )
             )
-        new_emails = {i.email for i in orders if i.email and i.email not in self.users}
-        self.usernames = _usernames(sorted(new_emails))
+        self.usernames = _usernames(sorted(emails - set(self.users)))
 
     def _order(self, item: _OrderRow) -> PurchaseOrder | None:
         """The recorded order (compared with the file) or a new, validated one; None when the
@@ -661,30 +666,28 @@ class _OrdersPlan:
     def _compare(self, order: PurchaseOrder, item: _OrderRow, cells: _Cells) -> bool:
         """Report each column where the file differs from the recorded order; True if none.
         Optional cells left empty say nothing, so they differ from nothing."""
-        recorded: list[tuple[str, str, str]] = [
-            ("vendor", order.vendor.name.lower(), item.vendor.lower()),
-            ("buyer_email", order.buyer.email.lower(), item.email),
-            ("currency", order.currency, item.currency),
-            ("placed_on", str(order.placed_on), str(item.placed_on)),
+        # column, as recorded, as in the file, as shown (names and addresses compare in any case)
+        columns: list[tuple[str, str, str, str]] = [
+            ("vendor", order.vendor.name.lower(), item.vendor.lower(), order.vendor.name),
+            ("buyer_email", order.buyer.email.lower(), item.email, order.buyer.email),
+            ("currency", order.currency, item.currency, order.currency),
+            ("placed_on", str(order.placed_on), str(item.placed_on), str(order.placed_on)),
         ]
         if item.status:
-            recorded.append(("status", order.status, item.status))
+            columns.append(("status", order.status, item.status, order.status))
         if item.need_by:
-            recorded.append(("need_by", str(order.need_by or ""), str(item.need_by)))
+            need_by = str(order.need_by or "")
+            columns.append(("need_by", need_by, str(item.need_by), need_by))
         same = True
-        for column, mine, theirs in recorded:
-            if column in item.row.bad or mine == theirs:
+        for column, recorded, in_file, shown in columns:
+            if column in item.row.bad or recorded == in_file:
                 continue
             same = False
-            shown = {
-                "vendor": order.vendor.name,
-                "buyer_email": order.buyer.email,
-            }.get(column, mine)
             cells.error(
                 column,
                 f"PO {order.po_number} is already recorded with {column} "
-                f"{shown or 'empty'!r}: an import adds orders, it does not change them "
-                "(edit the order in the admin, or fix the file).",
+                f"{repr(shown) if shown else 'empty'}: an import adds orders, it does not "
+                "change them (edit the order in the admin, or fix the file).",
             )
         return same
 
@@ -747,18 +750,19 @@ class _OrdersPlan:
             recorded = self.existing_lines.get((order.pk, gpu.pk))
             if recorded is not None:
                 same = True
-                for column, mine, theirs in zip(
+                for column, recorded_value, in_file in zip(
                     ("quantity", "unit_price"),
                     recorded,
                     (item.quantity, item.unit_price),
                     strict=True,
                 ):
-                    if column not in item.row.bad and mine != theirs:
+                    if column not in item.row.bad and recorded_value != in_file:
                         same = False
                         cells.error(
                             column,
                             f"PO {order.po_number} already has a line for {gpu.name} with "
-                            f"{column} {str(mine)!r}: an import does not change order lines.",
+                            f"{column} {str(recorded_value)!r}: an import does not change "
+                            "order lines.",
                         )
                 self.report.unchanged["order lines"] += same
                 return

@@ -767,3 +767,13 @@ def test_only_staff_with_the_add_permission_may_import(client: Any) -> None:
     client.force_login(UserFactory(is_staff=False))
     assert client.get(IMPORT_ORDERS).status_code == 302  # to the admin login
     assert not PurchaseOrder.objects.exists()
+
+
+def test_rows_without_a_po_number_are_each_reported_once() -> None:
+    rows = [_order(po_number=""), _order(po_number="", vendor="Other", quantity="-1")]
+    report = orders_import(content=_csv(rows))
+    assert [(e.row, e.column) for e in report.errors] == [
+        (2, "po_number"),
+        (3, "po_number"),
+        (3, "quantity"),
+    ]
