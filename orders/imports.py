@@ -227,6 +227,7 @@ def _write(report: ImportReport, write: Any) -> None:
             write()
     except (IntegrityError, ValidationError) as exc:
         reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        reason = " ".join(reason.split())  # PostgreSQL's DETAIL and CONTEXT lines
         report.errors.append(
             RowError(
                 None,

@@ -22,6 +22,7 @@ from orders.dates import today
 from orders.demo import load_demo
 from orders.imports import ImportReport, RowError, orders_import, quotes_import
 from orders.models import DeliveryQuote, GpuModel, OrderLine, PurchaseOrder, SlipAlert, Vendor
+from tests.conftest import run_at_once
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -777,3 +778,22 @@ def test_rows_without_a_po_number_are_each_reported_once() -> None:
         (3, "po_number"),
         (3, "quantity"),
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_one_file_at_once_record_it_once() -> None:
+    """Both check the file before either writes; the database's unique constraints make the
+    slower one fail whole, with a message, instead of recording anything twice."""
+    content = _csv(_two_orders())
+    reports = run_at_once(lambda: orders_import(content=content))
+
+    assert all(isinstance(r, ImportReport) for r in reports), reports
+    assert PurchaseOrder.objects.count() == 2
+    assert OrderLine.objects.count() == 3
+    assert DeliveryQuote.objects.count() == 1
+    assert Vendor.objects.count() == 2
+    failed = [r for r in reports if not r.ok]
+    for report in failed:
+        assert "The database refused the import, so nothing was written" in str(report.errors[0])
+    assert len(failed) + sum(r.ok and r.created["orders"] == 2 for r in reports) == 2
