@@ -16,6 +16,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from orders import csv_format
 from orders.dates import today
@@ -797,3 +800,24 @@ def test_two_imports_of_one_file_at_once_record_it_once() -> None:
     for report in failed:
         assert "The database refused the import, so nothing was written" in str(report.errors[0])
     assert len(failed) + sum(r.ok and r.created["orders"] == 2 for r in reports) == 2
+
+
+_CSV_HEAD = ",".join(ORDER_HEADER) + "\n"
+_CSVISH = st.text(alphabet=st.sampled_from(list(',"\r\n \t-.:@0123456789PO-abcé\ufeff\x00')))
+
+
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        _CSVISH.map(str.encode),
+        _CSVISH.map(lambda body: (_CSV_HEAD + body).encode()),
+        _CSVISH.map(lambda body: ("po_number,quoted_on,delivery_date,note\n" + body).encode()),
+    )
+)
+def test_any_file_gives_a_report_never_a_traceback(content: bytes) -> None:
+    for importer in (orders_import, quotes_import):
+        report = importer(content=content, dry_run=True)
+        assert all(str(error) for error in report.errors)
