@@ -128,6 +128,8 @@ class CsvImportAdminMixin:
         report = spec.importer(
             content=content, dry_run=True, user=request.user, filename=upload.name
         )
+        # One waiting file per kind and session: a new upload replaces (or drops) the last.
+        request.session.pop(_session_key(spec), None)
         token = None
         if report.ok:
             token = secrets.token_urlsafe(16)
@@ -159,6 +161,7 @@ class CsvImportAdminMixin:
         report = spec.importer(
             content=content, dry_run=False, user=request.user, filename=stashed["filename"]
         )
+        del request.session[_session_key(spec)]
         if not report.ok:
             # The database changed since the preview; show what is wrong now.
             return self._csv_render(
@@ -170,7 +173,6 @@ class CsvImportAdminMixin:
                 token=None,
                 form=CsvUploadForm(),
             )
-        del request.session[_session_key(spec)]
         messages.success(request, f"Imported {stashed['filename']}: " + " ".join(report.summary()))
         info = self.opts.app_label, self.opts.model_name
         return HttpResponseRedirect(reverse("admin:{}_{}_changelist".format(*info)))

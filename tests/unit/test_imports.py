@@ -697,6 +697,7 @@ def test_admin_upload_with_errors_lists_them_and_offers_no_confirm(
     assert "row 2, column quantity, value &#x27;0&#x27;: Quantity must be at least 1" in html
     assert "row 3, column placed_on" in html
     assert "Confirm import" not in html
+    assert "csv_import_orders" not in admin_client_logged_in.session
     assert not PurchaseOrder.objects.exists()
 
 
@@ -738,6 +739,8 @@ def test_confirm_reports_what_changed_since_the_preview(admin_client_logged_in: 
 
     assert response.status_code == 200
     assert "already recorded with currency &#x27;EUR&#x27;" in response.content.decode()
+    assert "Confirm import" not in response.content.decode()
+    assert "csv_import_orders" not in admin_client_logged_in.session
     assert _table_counts() == before
 
 
