@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
 
-from orders import bulk
+from orders import bulk_copy
 from orders.dates import today
 from orders.models import Delivery, DeliveryQuote, OrderLine, PurchaseOrder
 
@@ -100,7 +100,7 @@ def quotes_add_bulk(
         seen.add(key)
     if errors:
         raise ValidationError(errors)
-    bulk.insert_new(quotes, batch_size=batch_size)
+    bulk_copy.insert_new(quotes, batch_size=batch_size)
     if check:
         orders_check_after_commit(order_ids=[q.order_id for q in quotes])
     return list(quotes)
