@@ -15,6 +15,7 @@ from django.http import HttpRequest
 
 from orders import alerts, services
 from orders.admin_export import PurchaseOrderExportMixin
+from orders.admin_import import CsvImportAdminMixin
 from orders.admin_prices import VendorScorecardMixin
 from orders.admin_quotas import OrderLineAllocationsMixin
 from orders.models import (
@@ -165,7 +166,7 @@ class SlippingFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(PurchaseOrderExportMixin, admin.ModelAdmin):
+class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin):
     list_display = [
         "po_number",
         "vendor",
