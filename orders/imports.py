@@ -30,6 +30,7 @@ from django.db.models.functions import Lower
 
 from orders import bulk_copy, csv_format, services
 from orders.dates import today
+from orders.exports import restore
 from orders.models import DeliveryQuote, GpuModel, OrderLine, OrderStatus, PurchaseOrder, Vendor
 
 PREVIEW_ROWS = 10
@@ -48,6 +49,8 @@ _KNOWN_MEMORY_GB = {
     "a10": 24,
     "a30": 24,
     "a40": 48,
+    # The export-market A100 of the shortage; the rarer 40 GB card says so ("A800 40GB").
+    "a800": 80,
     "h100 sxm": 80,
     "h100 pcie": 80,
     "h100 nvl": 94,
@@ -294,7 +297,8 @@ def _read(
     report.header = [name for name in header if name not in ignored]
     rows = []
     for number, record in enumerate(records[1:], start=2):
-        cells = [cell.strip() for cell in record]
+        # Cells an export neutralised against spreadsheet formulas read back as they were.
+        cells = [restore(cell.strip()) for cell in record]
         if not any(cells):
             continue  # blank rows, e.g. the trailing ones spreadsheets leave
         if len(cells) > len(header):
