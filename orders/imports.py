@@ -31,7 +31,15 @@ from django.db.models.functions import Lower
 from orders import bulk_copy, csv_format, services
 from orders.dates import today
 from orders.exports import restore
-from orders.models import DeliveryQuote, GpuModel, OrderLine, OrderStatus, PurchaseOrder, Vendor
+from orders.models import (
+    DeliveryQuote,
+    GpuModel,
+    OrderLine,
+    OrderStatus,
+    PriceQuote,
+    PurchaseOrder,
+    Vendor,
+)
 
 PREVIEW_ROWS = 10
 # Rows per INSERT and names per IN (...) lookup: PostgreSQL and SQLite cap the parameters of
@@ -39,6 +47,7 @@ PREVIEW_ROWS = 10
 CHUNK = 2000
 ORDER_COUNTS = ("vendors", "GPU models", "buyers", "orders", "order lines", "quotes")
 QUOTE_COUNTS = ("quotes",)
+PRICE_COUNTS = ("price quotes",)
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WHOLE_NUMBER = re.compile(r"[+-]?\d+")
@@ -197,6 +206,36 @@ def quotes_import(
     plan = _QuotesPlan(rows, report, _recorded_by(user), _source(filename))
     plan.check()
     report.errors.sort(key=lambda error: error.row or 0)  # stable: a row's errors keep order
+    if report.ok and not dry_run:
+        _write(report, plan.write)
+    return report
+
+
+def prices_import(
+    *,
+    content: bytes,
+    dry_run: bool = False,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    filename: str = "",
+) -> ImportReport:
+    """Import a price sheet: each row a unit price a known vendor quoted for a known GPU model
+    on a day. A price already recorded (same vendor, model, currency, day and price) is not
+    added again; new prices are judged by the price_rise rule once committed."""
+    report = _report("prices", dry_run, PRICE_COUNTS, counted_unchanged=PRICE_COUNTS)
+    try:
+        rows = _read(
+            content,
+            columns=csv_format.PRICE_COLUMNS,
+            required=csv_format.PRICE_REQUIRED,
+            ignored=(),
+            report=report,
+        )
+    except _FileError as exc:
+        report.errors.append(RowError(exc.row, "", "", str(exc)))
+        return report
+    plan = _PricesPlan(rows, report, _source(filename))
+    plan.check()
+    report.errors.sort(key=lambda error: error.row or 0)
     if report.ok and not dry_run:
         _write(report, plan.write)
     return report
@@ -934,3 +973,78 @@ class _QuotesPlan:
 
     def write(self) -> None:
         services.quotes_add_bulk(quotes=self.new_quotes, batch_size=CHUNK)
+
+
+# --- Prices -------------------------------------------------------------------------------------
+
+_PRICE_FIELDS_TO_COLUMNS = {
+    "vendor": "vendor",
+    "gpu_model": "gpu_model",
+    "unit_price": "unit_price",
+    "currency": "currency",
+    "quoted_on": "quoted_on",
+    "note": "note",
+    NON_FIELD_ERRORS: "",
+}
+
+
+class _PricesPlan:
+    """Checks a price sheet against the recorded vendors, GPU models and prices (a few queries
+    per chunk of names) and keeps the prices to add."""
+
+    def __init__(self, rows: list[_Row], report: ImportReport, source: str) -> None:
+        self.rows, self.report, self.source = rows, report, source
+        self.errors = report.errors
+        self.new_prices: list[PriceQuote] = []
+        self.today = today()
+
+    def check(self) -> None:
+        vendors = _by_lower_name(
+            Vendor.objects.all(), {r.cells["vendor"].lower() for r in self.rows}, "name"
+        )
+        gpus = _by_lower_name(
+            GpuModel.objects.all(), {r.cells["gpu_model"].lower() for r in self.rows}, "name"
+        )
+        seen: set[tuple] = set()
+        for chunk in _chunks(sorted(v.pk for v in vendors.values())):
+            seen.update(
+                PriceQuote.objects.filter(vendor_id__in=chunk).values_list(
+                    "vendor_id", "gpu_model_id", "currency", "quoted_on", "unit_price"
+                )
+            )
+        for row in self.rows:
+            cells = _Cells(row, self.errors)
+            vendor = vendors.get(cells.text("vendor", required=True).lower())
+            if row.cells["vendor"] and vendor is None:
+                cells.error("vendor", "Unknown vendor: add it in the admin first.")
+            gpu = gpus.get(cells.text("gpu_model", required=True).lower())
+            if row.cells["gpu_model"] and gpu is None:
+                cells.error("gpu_model", "Unknown GPU model: add it in the admin first.")
+            unit_price = cells.decimal("unit_price")
+            quoted_on = cells.date("quoted_on", required=True)
+            _quoted_on_not_future(cells, quoted_on, self.today)
+            price = PriceQuote(
+                vendor=vendor,
+                gpu_model=gpu,
+                unit_price=unit_price,
+                currency=cells.text("currency", required=True),
+                quoted_on=quoted_on,
+                source=PriceQuote.Source.IMPORT,
+                note=(row.cells.get("note", "") or self.source)[:200],
+            )
+            try:
+                _validate(price, exclude=[c for c in ("vendor", "gpu_model") if c in row.bad])
+            except ValidationError as exc:
+                cells.model_errors(exc, _PRICE_FIELDS_TO_COLUMNS)
+            if row.bad:
+                continue
+            key = (vendor.pk, gpu.pk, price.currency, quoted_on, price.unit_price)
+            if key in seen:
+                self.report.unchanged["price quotes"] += 1
+                continue
+            seen.add(key)
+            self.new_prices.append(price)
+        self.report.created["price quotes"] = len(self.new_prices)
+
+    def write(self) -> None:
+        services.prices_add_bulk(prices=self.new_prices)

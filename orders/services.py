@@ -12,8 +12,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from orders import bulk_copy
+from orders.bulk import insert_ignoring_conflicts
 from orders.dates import today
 from orders.models import (
     Delivery,
@@ -223,6 +225,24 @@ def price_quote_add(
     if check:
         prices_check_after_commit()
     return price
+
+
+@transaction.atomic
+def prices_add_bulk(*, prices: Sequence[PriceQuote]) -> int:
+    """Record many validated prices in one statement (a price recorded meanwhile is skipped:
+    it is the same fact), then re-judge price histories once after commit."""
+    added = insert_ignoring_conflicts(
+        PriceQuote,
+        columns=("vendor_id", "gpu_model_id", "unit_price", "currency", "quoted_on", "note"),
+        rows=[
+            (p.vendor_id, p.gpu_model_id, p.unit_price, p.currency, p.quoted_on, p.note)
+            for p in prices
+        ],
+        constants={"source": PriceQuote.Source.IMPORT, "created_at": timezone.now()},
+    )
+    if added:
+        prices_check_after_commit()
+    return len(added)
 
 
 def prices_check_after_commit() -> None:
