@@ -267,6 +267,9 @@ class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, admin.Mo
                 services.delivery_remove(delivery=delivery)
         else:
             super().save_formset(request, form, formset, change)
+            if formset.model is OrderLine and (formset.new_objects or formset.changed_objects):
+                # What a vendor charged is a price point: record it and judge the rise.
+                services.prices_check_after_commit()
 
 
 @admin.register(Vendor)

@@ -597,6 +597,8 @@ class _OrdersPlan:
         bulk_copy.insert_new(self.new_orders, batch_size=CHUNK)
         bulk_copy.insert_new(self.new_lines, batch_size=CHUNK)
         services.quotes_add_bulk(quotes=self.new_quotes, batch_size=CHUNK)
+        if self.new_lines:  # what the vendors charged are price points: judge the rises
+            services.prices_check_after_commit()
 
     def _parse(self, row: _Row) -> _OrderRow:
         cells = _Cells(row, self.errors)
