@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.functions import Lower
 
-from orders import bulk_copy, csv_format, services
+from orders import bulk, csv_format, services
 from orders.dates import today
 from orders.exports import restore
 from orders.models import (
@@ -584,11 +584,11 @@ class _OrdersPlan:
     def write(self) -> None:
         # Parents first: orders, lines and quotes hold the objects created before them and
         # take the ids those got.
-        bulk_copy.insert_new([v for v in self.new_vendors.values() if isinstance(v, Vendor)])
-        bulk_copy.insert_new([g for g in self.new_gpus.values() if isinstance(g, GpuModel)])
-        bulk_copy.insert_new(list(self.new_users.values()), batch_size=CHUNK)
-        bulk_copy.insert_new(self.new_orders, batch_size=CHUNK)
-        bulk_copy.insert_new(self.new_lines, batch_size=CHUNK)
+        bulk.insert_new([v for v in self.new_vendors.values() if isinstance(v, Vendor)])
+        bulk.insert_new([g for g in self.new_gpus.values() if isinstance(g, GpuModel)])
+        bulk.insert_new(list(self.new_users.values()), batch_size=CHUNK)
+        bulk.insert_new(self.new_orders, batch_size=CHUNK)
+        bulk.insert_new(self.new_lines, batch_size=CHUNK)
         services.quotes_add_bulk(quotes=self.new_quotes, batch_size=CHUNK)
         if self.new_lines:  # what the vendors charged are price points: judge the rises
             services.prices_check_after_commit()
