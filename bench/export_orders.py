@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
@@ -269,15 +270,93 @@ def naive_loop(sample: int, output: Path, *, capture: bool) -> tuple[Naive, list
     return Naive(len(rows), seconds, len(queries.captured_queries) if capture else None), rows
 
 
-# --- Import timing: HOOK ---------------------------------------------------------------------
-# orders.imports is being built on another branch. When it is merged, time it here on the
-# files this run exported (orders then quotes, into an emptied database: a round trip), and
-# add its rows/s to the summary. Until then it measures nothing.
+# --- Import timing ---------------------------------------------------------------------------
+# The files this run exported, imported into an empty database on the same server (orders,
+# then quotes: a round trip), each in a fresh process. The slip checks an import queues after
+# commit go to a broker, as in production (an in-memory one here), not run in the process.
+
+TARGET_IMPORT_SECONDS = 60.0
 
 
-def time_import(orders_file: Path, quotes_file: Path) -> Export | None:
-    """HOOK: the import benchmark (not built yet); None means "not measured"."""
-    return None
+def import_database() -> dict[str, Any]:
+    """An empty, migrated database next to the benchmark's, for the import to fill."""
+    import psycopg
+    from psycopg import sql
+
+    db = dict(connection.settings_dict)
+    name = f"{db['NAME']}_import"
+    params = {
+        "host": db.get("HOST") or None,
+        "port": db.get("PORT") or None,
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+    }
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    db["NAME"] = name
+    return db
+
+
+def import_child(kind: str, path: Path) -> None:
+    """Run one import and print what it measured as JSON (the parent's --child-import mode)."""
+    from orders import imports
+
+    connection.ensure_connection()
+    before = _rss_mb()
+    sampler = RssSampler()
+    sampler.start()
+    started = time.perf_counter()
+    importer = imports.orders_import if kind == "orders" else imports.quotes_import
+    report = importer(content=path.read_bytes(), filename=path.name)
+    seconds = time.perf_counter() - started
+    if not report.ok:
+        print("\n".join(str(error) for error in report.errors[:20]), file=sys.stderr)
+        raise SystemExit(1)
+    measured = Export(
+        label=f"import_{kind} into an empty database",
+        rows=report.rows,
+        seconds=seconds,
+        queries=0,
+        rss_before_mb=before,
+        rss_max_mb=sampler.stop(),
+        peak_before_mb=0.0,
+        peak_after_mb=0.0,
+        size_mb=path.stat().st_size / 2**20,
+    )
+    print(json.dumps(asdict(measured)))
+
+
+def time_import(orders_file: Path, quotes_file: Path) -> list[Export]:
+    """Import the orders file, then the quotes file, into a fresh database."""
+    db = import_database()
+    url = (
+        f"postgres://{db.get('USER') or ''}:{db.get('PASSWORD') or ''}@{db.get('HOST') or ''}:"
+        f"{db.get('PORT') or ''}/{db['NAME']}"
+    )
+    env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": "memory://"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+        cwd=BENCH.parent,
+        env=env,
+        check=True,
+    )
+    runs = []
+    for kind, path in (("orders", orders_file), ("quotes", quotes_file)):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child-import", kind, "--output", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if done.returncode != 0:
+            print(done.stdout, done.stderr, file=sys.stderr)
+            raise SystemExit(f"import child failed (exit {done.returncode})")
+        run = Export(**json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"  {run.label}: {run.rows:,} rows in {run.seconds:.2f} s ({run.rate:,.0f} rows/s)")
+        runs.append(run)
+    return runs
 
 
 # --- Summary ---------------------------------------------------------------------------------
@@ -297,7 +376,7 @@ def print_summary(
     naive: Naive,
     naive_quiet: Naive,
     agree: bool,
-    imported: Export | None,
+    imported: list[Export],
 ) -> None:
     heading("Summary (Markdown)")
     print(
@@ -323,10 +402,10 @@ def print_summary(
         f"| naive loop again, no query logging | {naive_quiet.rows:,} | "
         f"{naive_quiet.seconds:.2f} | {naive_quiet.rate:,.0f} | not logged | - | - |"
     )
-    if imported is not None:
+    for run in imported:
         print(
-            f"| {imported.label} | {imported.rows:,} | {imported.seconds:.2f} | "
-            f"{imported.rate:,.0f} | {imported.queries} | {imported.rss_growth_mb:+.1f} MB | - |"
+            f"| {run.label} | {run.rows:,} | {run.seconds:.2f} | {run.rate:,.0f} | - | "
+            f"{run.rss_growth_mb:+.1f} MB | {run.size_mb:.1f} MB |"
         )
     scale = f" (at {counts['orders']:,})" if counts["orders"] != 100_000 else ""
     print()
@@ -354,13 +433,13 @@ def print_summary(
         f"| same rows as the naive loop on its sample | {'yes' if agree else 'NO'} | "
         f"{verdict(agree)} |"
     )
+    orders_import = imported[0]
     print(
-        "| import (orders.imports) | "
-        + (
-            "not measured yet: the importer is built elsewhere | - |"
-            if imported is None
-            else f"{imported.rate:,.0f} rows/s | - |"
-        )
+        f"| import of 100,000 order rows under {TARGET_IMPORT_SECONDS:g} s{scale} | "
+        f"{orders_import.seconds:.1f} s for {orders_import.rows:,} rows "
+        f"({orders_import.rate:,.0f} rows/s); then the quote history, {imported[1].rows:,} "
+        f"rows: {imported[1].seconds:.1f} s | "
+        f"{verdict(orders_import.seconds < TARGET_IMPORT_SECONDS * args.orders / 100_000)} |"
     )
 
 
@@ -376,11 +455,15 @@ def main() -> None:
         "--repeat", type=int, default=3, help="runs of each export (the median is reported)"
     )
     parser.add_argument("--child", choices=["orders", "quotes"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-import", choices=["orders", "quotes"], help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.first, args.output)
+        return
+    if args.child_import:
+        import_child(args.child_import, args.output)
         return
     if args.orders < 10 or args.quotes < 1 or args.sample < 1 or args.repeat < 1:
         parser.error("need --orders >= 10, --quotes >= 1, --sample >= 1, --repeat >= 1")
@@ -441,6 +524,7 @@ def main() -> None:
             diff = next(i for i, (a, b) in enumerate(zip(exported, rows, strict=False)) if a != b)
             print(f"    first difference, row {diff + 1}:\n    {exported[diff]}\n    {rows[diff]}")
 
+        heading("Imports of the exported files into an empty database, each in a fresh process")
         imported = time_import(files / "orders.csv", files / "quotes.csv")
 
     print_summary(args, counts, alerts, full, subset, quotes, naive, naive_quiet, agree, imported)
