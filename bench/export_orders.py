@@ -13,7 +13,9 @@ runs the slip scan once so orders carry alerts (the open_alerts column has work 
   same for `export_quotes`, and for the first N/10 orders, to show that neither the query
   count nor the memory follows the number of rows;
 - a naive per-row ORM loop over the first S orders (queries for the line's quotes, alerts,
-  vendor, buyer, GPU model), whose rows must equal the export's.
+  vendor, buyer, GPU model), whose rows must equal the export's;
+- the import of both exported files (orders, then quotes) into an empty database created next
+  to the benchmark's, each in a fresh process (target: 100,000 order rows under 60 s).
 
 It prints a Markdown summary with PASS/MISS against the targets and exits 0 either way. Like
 scan_slips.py it refuses (exit 2) anything but PostgreSQL and a database holding orders it did
