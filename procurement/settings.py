@@ -85,6 +85,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The dashboard's own login page (templates/registration/login.html); logging out, from the
+# dashboard or the admin, lands back on it.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "orders:dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Time and locale -------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
