@@ -389,8 +389,13 @@ class Measure:
 def timed_scan(
     label: str, *, order_ids: list[int] | None = None, batch_size: int, capture: bool = True
 ) -> Run:
+    """Logged runs use one connection (query logging sees only this thread's); unlogged runs
+    use SLIP_SCAN_WORKERS connections, as production does."""
+    workers = 1 if capture else settings.SLIP_SCAN_WORKERS
     with Measure(capture=capture) as measured:
-        result = scan_orders(order_ids=order_ids, today=TODAY, batch_size=batch_size)
+        result = scan_orders(
+            order_ids=order_ids, today=TODAY, batch_size=batch_size, workers=workers
+        )
     by_statement = measured.by_statement()
     return Run(
         label=label,
@@ -543,10 +548,11 @@ def print_summary(args: argparse.Namespace, r: Results) -> None:
     print("| --- | --- | --- |")
     scale = "" if args.orders == 100_000 else f", scaled to {args.orders:,} orders"
     print(
-        f"| full scan of 100,000 orders under {TARGET_SECONDS_PER_100K:g} s{scale} | "
-        f"{r.full.seconds:.2f} s for {r.full.orders:,}, {r.full_quiet.seconds:.2f} s without "
-        f"query logging (limit {target_seconds:.2f} s) | "
-        f"{verdict(r.full.seconds < target_seconds)} |"
+        f"| full scan of 100,000 orders under {TARGET_SECONDS_PER_100K:g} s{scale}, as "
+        f"production runs it ({settings.SLIP_SCAN_WORKERS} connections, no query logging) | "
+        f"{r.full_quiet.seconds:.2f} s for {r.full_quiet.orders:,} (1 connection with query "
+        f"logging: {r.full.seconds:.2f} s; limit {target_seconds:.2f} s) | "
+        f"{verdict(r.full_quiet.seconds < target_seconds)} |"
     )
     print(
         "| query count independent of order count (queries/batch within 1 across "
@@ -554,10 +560,11 @@ def print_summary(args: argparse.Namespace, r: Results) -> None:
         f"{verdict(spread <= 1.0)} |"
     )
     print(
-        f"| at least {TARGET_SPEEDUP:g}x the naive loop's throughput | "
+        f"| at least {TARGET_SPEEDUP:g}x the naive loop's throughput (the lower of: both with "
+        "query logging on 1 connection; both as production runs) | "
         f"{speedup:,.1f}x ({r.full.rate:,.0f} vs {r.naive.rate:,.0f} orders/s); "
-        f"{speedup_quiet:,.1f}x without query logging | "
-        f"{verdict(speedup >= TARGET_SPEEDUP)} |"
+        f"{speedup_quiet:,.1f}x ({r.full_quiet.rate:,.0f} vs {r.naive_quiet.rate:,.0f}) | "
+        f"{verdict(min(speedup, speedup_quiet) >= TARGET_SPEEDUP)} |"
     )
     print(
         f"\nThe steady-state rescan (nothing new) took {r.rescan.seconds:.2f} s "
@@ -615,7 +622,9 @@ def main() -> None:
 
     everything = f"{args.orders:,} orders"
     heading(f"Full scan, no alerts yet: scan_orders(today={TODAY.isoformat()})")
-    full = timed_scan(f"full scan, no alerts yet ({everything})", batch_size=batch_size)
+    full = timed_scan(
+        f"full scan, no alerts yet, 1 connection ({everything})", batch_size=batch_size
+    )
     print_run(full)
     sample_ids = list(
         PurchaseOrder.objects.open().order_by("pk").values_list("pk", flat=True)[: args.sample]
@@ -623,18 +632,19 @@ def main() -> None:
     scan_keys = alert_keys(sample_ids)
 
     heading("Full scan again, same day: nothing new (the steady state)")
-    rescan = timed_scan(f"rescan, nothing new ({everything})", batch_size=batch_size)
+    rescan = timed_scan(f"rescan, nothing new, 1 connection ({everything})", batch_size=batch_size)
     print_run(rescan)
 
     delete_alerts()
-    heading("Both again without query logging (wall time only)")
+    workers = settings.SLIP_SCAN_WORKERS
+    heading(f"Both again as production runs them: no query logging, SLIP_SCAN_WORKERS={workers}")
     full_quiet = timed_scan(
-        f"full scan, no alerts yet, no query logging ({everything})",
+        f"full scan, no alerts yet, {workers} connections, no query logging ({everything})",
         batch_size=batch_size,
         capture=False,
     )
     rescan_quiet = timed_scan(
-        f"rescan, nothing new, no query logging ({everything})",
+        f"rescan, nothing new, {workers} connections, no query logging ({everything})",
         batch_size=batch_size,
         capture=False,
     )
@@ -691,7 +701,7 @@ def main() -> None:
         heading("cProfile of one more full scan, no alerts yet (no query logging)")
         profiler = cProfile.Profile()
         started = time.perf_counter()
-        profiler.runcall(scan_orders, today=TODAY, batch_size=batch_size)
+        profiler.runcall(scan_orders, today=TODAY, batch_size=batch_size, workers=1)
         print(f"  wall time under the profiler: {time.perf_counter() - started:.2f} s")
         stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
         stats.sort_stats("tottime").print_stats(25)

@@ -14,6 +14,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from orders import alerts, services
+from orders.admin_export import PurchaseOrderExportMixin
 from orders.admin_prices import VendorScorecardMixin
 from orders.models import (
     Delivery,
@@ -163,7 +164,7 @@ class SlippingFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(admin.ModelAdmin):
+class PurchaseOrderAdmin(PurchaseOrderExportMixin, admin.ModelAdmin):
     list_display = [
         "po_number",
         "vendor",

@@ -9,12 +9,14 @@ to run twice at once: the unique constraints on alerts and notices absorb the ra
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -42,6 +44,13 @@ class ScanResult:
     notices: int = 0
     email_ids: list[int] = field(default_factory=list)
 
+    def merge(self, other: ScanResult) -> None:
+        self.orders += other.orders
+        self.findings.update(other.findings)
+        self.new_alerts.update(other.new_alerts)
+        self.notices += other.notices
+        self.email_ids += other.email_ids
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "orders": self.orders,
@@ -65,12 +74,42 @@ def scan_orders(
     order_ids: list[int] | None = None,
     today: date | None = None,
     batch_size: int | None = None,
+    workers: int | None = None,
 ) -> ScanResult:
-    """Evaluate the rules on open orders (all, or the given ones) and record new alerts."""
+    """Evaluate the rules on open orders (all, or the given ones) and record new alerts.
+
+    With `workers` > 1 (SLIP_SCAN_WORKERS) on PostgreSQL, batches run on that many threads,
+    each with its own connection and transaction, so one batch's SQL overlaps another's
+    Python. Inside a transaction (a caller's, or a test's) the scan stays on this connection:
+    other connections could not see its uncommitted rows."""
     today = today or local_today()
     limits = thresholds()
     batch_size = batch_size or settings.SLIP_SCAN_BATCH_SIZE
+    workers = workers or settings.SLIP_SCAN_WORKERS
     result = ScanResult()
+    batches = _batches(order_ids, batch_size)
+    if workers <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        for batch, scope in batches:
+            _scan_batch(batch, scope, today, limits, result)
+        return result
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slip-scan") as pool:
+        running: set[Future[ScanResult]] = set()
+        for batch, scope in batches:
+            if len(running) >= workers:  # keep at most one batch waiting per thread
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result.merge(future.result())
+            running.add(pool.submit(_scan_batch_on_own_connection, batch, scope, today, limits))
+        for future in running:
+            result.merge(future.result())
+    return result
+
+
+def _batches(
+    order_ids: list[int] | None, batch_size: int
+) -> Iterator[tuple[list[tuple[int, date, date | None, str]], Q]]:
+    """Open orders in pk order, `batch_size` at a time, each with the filter that finds its
+    lines, quotes and alerts."""
     orders = PurchaseOrder.objects.open()
     if order_ids is not None:
         orders = orders.filter(pk__in=order_ids)
@@ -82,7 +121,7 @@ def scan_orders(
             .values_list("pk", "placed_on", "need_by", "status")[:batch_size]
         )
         if not batch:
-            return result
+            return
         last_pk = batch[-1][0]
         if order_ids is None:
             # A pk range (an index range scan) narrowed to the batch's open orders: a short
@@ -97,7 +136,18 @@ def scan_orders(
             )
         else:
             scope = Q(order_id__in=[row[0] for row in batch])
+        yield batch, scope
+
+
+def _scan_batch_on_own_connection(
+    batch: list[tuple[int, date, date | None, str]], scope: Q, today: date, limits: Thresholds
+) -> ScanResult:
+    result = ScanResult()
+    try:
         _scan_batch(batch, scope, today, limits, result)
+    finally:
+        connection.close()  # this thread's connection; the pool's threads end with the scan
+    return result
 
 
 @transaction.atomic

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import (
+    Case,
+    CharField,
     Exists,
     F,
     Func,
@@ -22,8 +24,12 @@ from django.db.models import (
     OuterRef,
     Q,
     Subquery,
+    Value,
+    When,
 )
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce, Concat, Greatest, Substr
+
+from orders.slips import Code
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -62,6 +68,12 @@ def _line_model() -> type[models.Model]:
     return OrderLine
 
 
+def _alert_model() -> type[models.Model]:
+    from orders.models import SlipAlert
+
+    return SlipAlert
+
+
 def _quote_date(applicable: Q, *, latest: bool) -> Subquery:
     order = ("-quoted_on", "-id") if latest else ("quoted_on", "id")
     quotes = _quote_model().objects.filter(applicable).order_by(*order).values("delivery_date")
@@ -72,6 +84,37 @@ def _count(queryset: models.QuerySet) -> Subquery:
     """COUNT(*) of a correlated queryset as a scalar subquery (0 when empty)."""
     counted = queryset.order_by().annotate(n=Func(F("id"), function="COUNT")).values("n")
     return Subquery(counted, output_field=IntegerField())
+
+
+def _open_alert_codes(order_ref: str) -> Subquery:
+    """The order's unacknowledged alert codes, distinct, sorted and ';'-joined ('' when none).
+
+    One MAX(CASE ...) per known code, concatenated in sorted order, rather than STRING_AGG /
+    GROUP_CONCAT: SQLite (3.40 here) cannot order inside group_concat, so this is the one
+    spelling that is deterministic on both databases. Codes are a closed set (a CHECK
+    constraint keeps the table to them), so nothing can be missed.
+    """
+    parts = [
+        Coalesce(
+            Func(
+                Case(When(code=code, then=Value(f";{code}"))),
+                function="MAX",
+                output_field=CharField(),
+            ),
+            Value(""),
+            output_field=CharField(),
+        )
+        for code in sorted(Code)
+    ]
+    alerts = (
+        _alert_model()
+        .objects.filter(order_id=OuterRef(order_ref), acknowledged_at__isnull=True)
+        .order_by()
+        # A non-aggregate Func keeps GROUP BY out: one row per outer row, even with no alerts.
+        .annotate(codes=Substr(Concat(*parts, output_field=CharField()), 2))
+        .values("codes")
+    )
+    return Subquery(alerts, output_field=CharField())
 
 
 def _line_quotes(line_ref: str, order_ref: str) -> Q:
@@ -146,6 +189,11 @@ class OrderLineQuerySet(models.QuerySet):
             slip_days=DaysBetween(F("current_delivery_date"), F("baseline_delivery_date")),
             requote_count=Greatest(_count(quotes) - 1, 0),
         )
+
+    def with_open_alerts(self) -> OrderLineQuerySet:
+        """Annotate `open_alerts`: the order's unacknowledged slip alert codes, sorted,
+        ';'-separated, '' when none."""
+        return self.annotate(open_alerts=_open_alert_codes("order_id"))
 
 
 class DeliveryQuoteQuerySet(models.QuerySet):

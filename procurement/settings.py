@@ -153,6 +153,9 @@ SLIP_WATCHED_MONTHS = env.list("SLIP_WATCHED_MONTHS", cast=int, default=[12])
 SLIP_ESCALATE_DAYS = env.int("SLIP_ESCALATE_DAYS", default=7)
 PROCUREMENT_MANAGERS = env.list("PROCUREMENT_MANAGERS", default=[])
 SLIP_SCAN_BATCH_SIZE = env.int("SLIP_SCAN_BATCH_SIZE", default=2000)
+# Batches scanned at once, each on its own database connection (PostgreSQL only): one batch's
+# SQL runs while another's rules are evaluated. About the number of CPU cores.
+SLIP_SCAN_WORKERS = env.int("SLIP_SCAN_WORKERS", default=2)
 # --- Prices ----------------------------------------------------------------------------------
 # price_rise: the latest price of a GPU model from a vendor is this many percent over the lowest
 # price from that vendor in the window of days before it.

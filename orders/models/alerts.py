@@ -51,6 +51,7 @@ class SlipAlert(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # a partial index below: new alerts are never acknowledged yet
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
@@ -75,6 +76,11 @@ class SlipAlert(models.Model):
         ]
         indexes = [
             models.Index(fields=["acknowledged_at", "detected_at"]),
+            models.Index(
+                fields=["acknowledged_by"],
+                condition=Q(acknowledged_by__isnull=False),
+                name="slipalert_acknowledged_by",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -172,11 +178,16 @@ class AlertNotice(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
+            # Partial: a notice is about one kind of alert, and an index entry for the other
+            # kind's empty column would be written for every notice for nothing.
             models.UniqueConstraint(
-                fields=["alert", "recipient_email", "round"], name="notice_once_per_round"
+                fields=["alert", "recipient_email", "round"],
+                condition=Q(alert__isnull=False),
+                name="notice_once_per_round",
             ),
             models.UniqueConstraint(
                 fields=["price_alert", "recipient_email", "round"],
+                condition=Q(price_alert__isnull=False),
                 name="price_notice_once_per_round",
             ),
             models.CheckConstraint(

@@ -389,3 +389,39 @@ def test_two_scans_at_once_create_each_alert_and_email_once(mailoutbox: list) ->
 
 def test_code_labels_match_rule_codes() -> None:
     assert {c.value for c in Code} == set(SlipAlert.Code.values)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_batches_on_several_connections_find_what_one_connection_finds() -> None:
+    _orders_with_quotes(25)
+    parallel = alerts.scan_orders(today=D("2023-07-21"), batch_size=4, workers=3)
+    found = set(SlipAlert.objects.values_list("order_id", "code", "quote_id"))
+    notices = AlertNotice.objects.count()
+    SlipAlert.objects.all().delete()
+    serial = alerts.scan_orders(today=D("2023-07-21"), batch_size=4, workers=1)
+    assert (
+        parallel.as_dict()
+        == serial.as_dict()
+        == {
+            "orders": 25,
+            "findings": {
+                "lead_time_multiplied": 25,
+                "lead_time_over_limit": 25,
+                "december_delivery": 25,
+                "past_need_by": 25,
+            },
+            "new_alerts": 100,
+            "notices": 100,
+            "emails": 0,
+        }
+    )
+    assert set(SlipAlert.objects.values_list("order_id", "code", "quote_id")) == found
+    assert AlertNotice.objects.count() == notices == 100
+
+
+def test_a_scan_inside_a_transaction_stays_on_its_connection() -> None:
+    """Other connections could not see the uncommitted orders (here: the test's)."""
+    _orders_with_quotes(5)
+    result = alerts.scan_orders(today=D("2023-07-21"), batch_size=2, workers=4)
+    assert (result.orders, sum(result.new_alerts.values())) == (5, 20)

@@ -1,0 +1,427 @@
+"""CSV exports: the contract (headers, one known row), Excel safety, streaming at a fixed query
+count, and who may export from the admin."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from orders import alerts, exports, services
+from orders.csv_format import ORDER_COLUMNS, QUOTE_COLUMNS
+from orders.demo import load_demo
+from orders.models import DeliveryQuote, PurchaseOrder, SlipAlert
+from tests.factories import (
+    GpuModelFactory,
+    OrderLineFactory,
+    PurchaseOrderFactory,
+    UserFactory,
+    VendorFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+D = date.fromisoformat
+CHANGELIST = reverse("admin:orders_purchaseorder_changelist")
+EXPORT = reverse("admin:orders_purchaseorder_export_csv")
+EXPORT_QUOTES = reverse("admin:orders_purchaseorder_export_quotes_csv")
+
+# PO-2023-0412 after a scan on 2023-07-21 with its december_delivery alert acknowledged.
+PO_0412 = {
+    "po_number": "PO-2023-0412",
+    "vendor": "Pacific Silicon Distribution",
+    "buyer_email": "alice@gpu-buyers.example",
+    "status": "confirmed",
+    "gpu_model": "A100 80GB SXM",
+    "quantity": "384",
+    "unit_price": "10000.00",
+    "currency": "USD",
+    "placed_on": "2023-04-14",
+    "need_by": "2023-09-30",
+    "baseline_delivery_date": "2023-05-15",
+    "current_delivery_date": "2023-12-15",
+    "baseline_lead_days": "31",
+    "current_lead_days": "245",
+    "slip_days": "214",
+    "requote_count": "2",
+    "open_alerts": "lead_time_multiplied;lead_time_over_limit;past_need_by",
+}
+
+
+def _read(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def _records(text: str) -> list[dict[str, str]]:
+    header, *rows = _read(text)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def _command(name: str, *args: str) -> str:
+    out = StringIO()
+    call_command(name, *args, stdout=out)
+    return out.getvalue()
+
+
+def _body(response: Any) -> str:
+    assert response.status_code == 200, response
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="')
+    return b"".join(response.streaming_content).decode("utf-8")
+
+
+@pytest.fixture
+def demo() -> None:
+    load_demo()
+    alerts.scan_orders(today=D("2023-07-21"))
+    december = SlipAlert.objects.get(order__po_number="PO-2023-0412", code="december_delivery")
+    alerts.alerts_acknowledge(alert_ids=[december.pk], user=None)
+
+
+# --- The contract --------------------------------------------------------------------------
+
+
+def test_orders_file_header_and_the_demo_order_pushed_to_december(demo: None) -> None:
+    text = _command("export_orders")
+    assert text.splitlines()[0] == ",".join(ORDER_COLUMNS)
+    rows = {r["po_number"]: r for r in _records(text) if r["gpu_model"] == "A100 80GB SXM"}
+    assert rows["PO-2023-0412"] == PO_0412
+    assert text.endswith("\r\n")
+
+
+def test_lines_of_a_split_shipment_have_their_own_figures(demo: None) -> None:
+    """The semantics of OrderLine.objects.with_lead_times(): a line-level re-quote moves only
+    its line; the order-level quote still applies to the other one."""
+    rows = [r for r in _records(_command("export_orders")) if r["po_number"] == "PO-2023-0405"]
+    columns = ("gpu_model", "baseline_delivery_date", "current_delivery_date", "slip_days")
+    figures = [tuple(r[c] for c in (*columns, "requote_count")) for r in rows]
+    assert figures == [
+        ("A100 80GB SXM", "2023-05-08", "2023-07-14", "67", "1"),
+        ("A10", "2023-05-08", "2023-05-08", "0", "0"),
+    ]
+    # Alerts belong to the order: both lines show them.
+    assert rows[0]["open_alerts"] == rows[1]["open_alerts"] != ""
+
+
+def test_missing_values_are_empty_cells(demo: None) -> None:
+    (draft,) = [r for r in _records(_command("export_orders")) if r["po_number"] == "PO-2023-0510"]
+    assert draft["need_by"] == ""
+    for column in ORDER_COLUMNS[ORDER_COLUMNS.index("baseline_delivery_date") :]:
+        assert draft[column] == ("0" if column == "requote_count" else ""), column
+
+
+def test_open_alerts_are_distinct_sorted_and_unacknowledged() -> None:
+    order = PurchaseOrderFactory(need_by=D("2023-05-01"))
+    OrderLineFactory(order=order)
+    for quoted_on, delivery in (("2023-04-14", "2023-05-15"), ("2023-05-01", "2023-09-01")):
+        services.quote_add(order=order, quoted_on=D(quoted_on), delivery_date=D(delivery))
+        alerts.scan_orders(today=D(quoted_on))  # past_need_by twice, for two quotes
+
+    def open_alerts() -> str:
+        return _records(_command("export_orders"))[0]["open_alerts"]
+
+    assert SlipAlert.objects.filter(code="past_need_by").count() == 2
+    assert open_alerts() == "lead_time_multiplied;lead_time_over_limit;past_need_by"
+    alerts.alerts_acknowledge(
+        alert_ids=list(
+            SlipAlert.objects.exclude(code="lead_time_over_limit").values_list("pk", flat=True)
+        ),
+        user=None,
+    )
+    assert open_alerts() == "lead_time_over_limit"
+
+
+def test_every_line_is_a_row_ordered_by_po_number(demo: None) -> None:
+    rows = _records(_command("export_orders"))
+    assert len(rows) == 8
+    assert [r["po_number"] for r in rows] == sorted(r["po_number"] for r in rows)
+
+
+def test_quote_history_file(demo: None) -> None:
+    text = _command("export_quotes")
+    header, *rows = _read(text)
+    assert tuple(header) == QUOTE_COLUMNS
+    assert len(rows) == DeliveryQuote.objects.count() == 14
+    assert [r for r in rows if r[0] == "PO-2023-0405"] == [
+        ["PO-2023-0405", "2023-04-05", "2023-05-08", "Both lines in about a month.", ""],
+        ["PO-2023-0405", "2023-04-28", "2023-07-14", "A100s split off: mid-July.", "A100 80GB SXM"],
+    ]
+    assert rows == sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+def test_quotes_of_one_day_keep_entry_order_and_exports_are_byte_stable() -> None:
+    order = PurchaseOrderFactory(po_number="PO-SAME-DAY")
+    for delivery in ("2023-07-14", "2023-05-15", "2023-06-01"):
+        services.quote_add(order=order, quoted_on=D("2023-04-14"), delivery_date=D(delivery))
+    text = _command("export_quotes")
+    assert [r[2] for r in _read(text)[1:]] == ["2023-07-14", "2023-05-15", "2023-06-01"]
+    assert _command("export_quotes") == text
+
+
+# --- Excel safety ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("+1 (555) 0100", "'+1 (555) 0100"),
+        ("-2 weeks", "'-2 weeks"),
+        ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("'=already quoted", "''=already quoted"),  # one ' is always the tracker's to strip
+        ("it's fine", "it's fine"),
+        ("A100 = fast", "A100 = fast"),
+        ("", ""),
+    ],
+)
+def test_neutralise(text: str, written: str) -> None:
+    assert exports.neutralise(text) == written
+
+
+def test_formulas_in_text_cells_are_neutralised_numbers_are_not() -> None:
+    vendor = VendorFactory(name='=HYPERLINK("http://evil.example","Click")')
+    order = PurchaseOrderFactory(vendor=vendor, po_number="@PO-1", placed_on=D("2023-04-14"))
+    OrderLineFactory(order=order, gpu_model=GpuModelFactory(name="-A100"))
+    # A later quote with an earlier date: a negative slip, which must stay a number.
+    services.quote_add(order=order, quoted_on=D("2023-04-14"), delivery_date=D("2023-05-15"))
+    services.quote_add(order=order, quoted_on=D("2023-04-20"), delivery_date=D("2023-05-12"))
+    # quote_add trims notes; tab and CR at the start can still arrive by other ways.
+    notes = ["+cmd", "-cmd", "@cmd", "\tcmd", "\rcmd", "=1+2"]
+    for day, note in enumerate(notes, start=21):
+        DeliveryQuote.objects.create(
+            order=order, quoted_on=D(f"2023-04-{day}"), delivery_date=D("2023-05-12"), note=note
+        )
+
+    (row,) = _records(_command("export_orders"))
+    assert row["vendor"] == "'" + vendor.name
+    assert (row["po_number"], row["gpu_model"]) == ("'@PO-1", "'-A100")
+    assert (row["slip_days"], row["requote_count"]) == ("-3", "7")
+
+    quotes = _read(_command("export_quotes"))[1:]
+    assert [q[3] for q in quotes] == ["", ""] + ["'" + note for note in notes]
+    assert {q[0] for q in quotes} == {"'@PO-1"}
+
+
+def test_bom_option() -> None:
+    PurchaseOrderFactory()
+    assert _command("export_orders", "--bom").startswith("\ufeffpo_number,")
+    assert _command("export_quotes", "--bom").startswith("\ufeffpo_number,")
+    assert _command("export_orders").startswith("po_number,")
+
+
+# --- Commands -------------------------------------------------------------------------------
+
+
+def test_commands_write_a_file(demo: None, tmp_path: Path) -> None:
+    target = tmp_path / "orders.csv"
+    out = _command("export_orders", "--output", str(target), "--bom")
+    assert out == f"Wrote 8 order line(s) to {target}.\n"
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfpo_number,")
+    assert data.decode("utf-8-sig") == _command("export_orders")
+
+    target = tmp_path / "quotes.csv"
+    assert _command("export_quotes", "--output", str(target)) == (
+        f"Wrote 14 quote(s) to {target}.\n"
+    )
+    assert target.read_bytes().decode("utf-8") == _command("export_quotes")
+
+
+def test_unwritable_output_is_a_command_error(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="Cannot write"):
+        call_command("export_orders", "--output", str(tmp_path / "missing" / "o.csv"))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--vendor", "flipcard gpu resale"], {"PO-2023-0418", "PO-2023-0502"}),
+        (["--status", "partially_received"], {"PO-2023-0418", "PO-2023-0405"}),
+        (
+            ["--slipping"],
+            {"PO-2023-0412", "PO-2023-0320", "PO-2023-0418", "PO-2023-0405", "PO-2023-0502"},
+        ),
+        (
+            ["--slipping", "--vendor", "FLIPCARD GPU RESALE", "--status", "cancelled"],
+            {"PO-2023-0502"},
+        ),
+    ],
+)
+def test_export_orders_filters(demo: None, args: list[str], expected: set[str]) -> None:
+    rows = _records(_command("export_orders", *args))
+    assert {r["po_number"] for r in rows} == expected
+
+
+def test_export_orders_refuses_an_unknown_status_or_vendor(demo: None) -> None:
+    with pytest.raises(CommandError, match=r'--status "late" is not an order status.*confirmed'):
+        call_command("export_orders", "--status", "late")
+    with pytest.raises(CommandError, match='--vendor "Nobody": no vendor has that name'):
+        call_command("export_orders", "--vendor", "Nobody")
+
+
+# --- Fixed query count ----------------------------------------------------------------------
+
+
+def _orders(n: int) -> None:
+    """n orders of two lines each, with order- and line-level quotes and alerts."""
+    vendor, buyer = VendorFactory(), UserFactory()
+    gpus = [GpuModelFactory(name=name) for name in ("A100 80GB SXM", "H100 SXM")]
+    for _ in range(n):
+        order = PurchaseOrderFactory(vendor=vendor, buyer=buyer, need_by=D("2023-06-01"))
+        line = OrderLineFactory(order=order, gpu_model=gpus[0])
+        OrderLineFactory(order=order, gpu_model=gpus[1], quantity=2)
+        services.quote_add(order=order, quoted_on=D("2023-04-14"), delivery_date=D("2023-05-15"))
+        services.quote_add(
+            order=order, line=line, quoted_on=D("2023-05-01"), delivery_date=D("2023-08-01")
+        )
+    alerts.scan_orders(today=D("2023-07-21"))
+
+
+@pytest.mark.parametrize(
+    "export",
+    [
+        lambda: list(exports.orders_csv(PurchaseOrder.objects.all())),
+        lambda: list(exports.quotes_csv(PurchaseOrder.objects.all())),
+        lambda: _command("export_orders", "--slipping", "--status", "confirmed"),
+        lambda: _command("export_quotes"),
+    ],
+    ids=["orders_csv", "quotes_csv", "export_orders", "export_quotes"],
+)
+def test_an_export_runs_the_same_queries_for_3_and_60_orders(
+    django_assert_num_queries: Any, export: Any
+) -> None:
+    _orders(3)
+    with CaptureQueriesContext(connection) as small:
+        export()
+    # One query reads the rows (PostgreSQL: a server-side cursor); the rest is transaction
+    # control and, on PostgreSQL, SET LOCAL jit = off.
+    reads = [q["sql"] for q in small.captured_queries if q["sql"].startswith(("SELECT", "DECLARE"))]
+    assert len(reads) == 1, reads
+    _orders(57)
+    with django_assert_num_queries(len(small.captured_queries)):
+        export()
+
+
+@pytest.mark.parametrize("url", [EXPORT, EXPORT_QUOTES])
+def test_admin_export_runs_the_same_queries_for_3_and_60_orders(
+    admin_client_logged_in: Any, django_assert_num_queries: Any, url: str
+) -> None:
+    _orders(3)
+    with CaptureQueriesContext(connection) as small:
+        _body(admin_client_logged_in.get(url, {"slipping": "yes"}))
+    _orders(57)
+    with django_assert_num_queries(len(small.captured_queries)):
+        body = _body(admin_client_logged_in.get(url, {"slipping": "yes"}))
+    assert len(_read(body)) == 1 + 60 * 2  # two lines, or two quotes, per order
+
+
+# --- The admin ------------------------------------------------------------------------------
+
+
+def _listed(client: Any, params: dict[str, str]) -> set[str]:
+    response = client.get(CHANGELIST, params | {"all": ""})
+    return {o.po_number for o in response.context["cl"].result_list}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"slipping": "yes"},
+        {"q": "FlipCard"},
+        {"status__exact": "partially_received"},
+        {"placed_on__month": "3", "placed_on__year": "2023"},
+        {"q": "Pacific", "slipping": "no"},
+        {"o": "-10", "p": "1"},  # sorted and paged: still every listed order
+    ],
+)
+def test_export_button_exports_what_the_list_shows(
+    admin_client_logged_in: Any, demo: None, params: dict[str, str]
+) -> None:
+    listed = _listed(admin_client_logged_in, params)
+    orders = _records(_body(admin_client_logged_in.get(EXPORT, params)))
+    assert {r["po_number"] for r in orders} == listed
+    quotes = _records(_body(admin_client_logged_in.get(EXPORT_QUOTES, params)))
+    assert {r["po_number"] for r in quotes} == listed - {"PO-2023-0510"}  # never quoted
+
+
+def test_changelist_links_carry_its_filters(admin_client_logged_in: Any, demo: None) -> None:
+    html = admin_client_logged_in.get(CHANGELIST, {"q": "FlipCard", "slipping": "yes"}).content
+    for url in (EXPORT, EXPORT_QUOTES):
+        assert f'href="{url}?q=FlipCard&amp;slipping=yes"'.encode() in html
+
+
+def test_admin_bom_option(admin_client_logged_in: Any, demo: None) -> None:
+    with_bom = b"".join(admin_client_logged_in.get(EXPORT, {"bom": "1", "q": "0412"}))
+    assert with_bom.startswith(b"\xef\xbb\xbfpo_number,")
+    assert len(_read(with_bom.decode("utf-8-sig"))) == 2
+    assert not b"".join(admin_client_logged_in.get(EXPORT_QUOTES)).startswith(b"\xef")
+
+
+def test_unusable_filters_go_back_to_the_list(admin_client_logged_in: Any) -> None:
+    response = admin_client_logged_in.get(EXPORT, {"no_such_field": "1"})
+    assert (response.status_code, response["Location"]) == (302, CHANGELIST + "?e=1")
+
+
+def test_admin_action_exports_the_selected_orders(admin_client_logged_in: Any, demo: None) -> None:
+    selected = PurchaseOrder.objects.filter(po_number__in=["PO-2023-0412", "PO-2023-0405"])
+    response = admin_client_logged_in.post(
+        CHANGELIST,
+        {
+            "action": "export_selected_orders_csv",
+            "_selected_action": [o.pk for o in selected],
+        },
+    )
+    rows = _records(_body(response))
+    assert [r["po_number"] for r in rows] == ["PO-2023-0405", "PO-2023-0405", "PO-2023-0412"]
+    assert rows[2] == PO_0412
+
+
+def _staff(*perms: str) -> Any:
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=perms))
+    return user
+
+
+def test_only_staff_with_view_permission_can_export(client: Any, demo: None) -> None:
+    for url in (EXPORT, EXPORT_QUOTES):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login"))
+
+    client.force_login(_staff("view_deliveryquote"))
+    assert client.get(EXPORT).status_code == 403
+    assert client.get(EXPORT_QUOTES).status_code == 403
+
+    client.force_login(_staff("view_purchaseorder"))
+    assert len(_records(_body(client.get(EXPORT)))) == 8
+    assert client.get(EXPORT_QUOTES).status_code == 403  # quotes need their own permission
+    actions = client.get(CHANGELIST).context["action_form"].fields["action"].choices
+    assert ("export_selected_orders_csv", "Export selected orders as CSV") in actions
+
+    client.force_login(_staff("view_purchaseorder", "view_deliveryquote"))
+    assert len(_records(_body(client.get(EXPORT_QUOTES)))) == 14
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_export_streams_after_the_request_transaction_has_ended(
+    admin_client_logged_in: Any,
+) -> None:
+    """With ATOMIC_REQUESTS the view's transaction commits before the body is read; the rows
+    are then read outside it (on PostgreSQL a WITH HOLD server-side cursor)."""
+    _orders(3)
+    response = admin_client_logged_in.get(EXPORT)
+    assert len(_read(_body(response))) == 1 + 3 * 2
