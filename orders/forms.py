@@ -61,6 +61,17 @@ class DashboardFilterForm(forms.Form):
             buyer=cleaned.get("buyer"),
         )
 
+    def query_string(self) -> str:
+        """The valid filters as URL parameters, buyer always included (empty = all buyers) so
+        a link made from it means the same for whoever opens it."""
+        selection = self.selection()
+        params = QueryDict(mutable=True)
+        for name in ("vendor", "gpu_model", "buyer"):
+            value = getattr(selection, name)
+            if value is not None or name == "buyer":
+                params[name] = "" if value is None else str(value.pk)
+        return params.urlencode()
+
 
 SCORECARD_SORTS = {
     "vendor": "vendor",

@@ -8,6 +8,7 @@ app_name = "orders"
 
 urlpatterns = [
     path("", views.DashboardView.as_view(), name="dashboard"),
+    path("slipping-orders.csv", views.dashboard_csv, name="dashboard_csv"),
     path("lead-times/", views.LeadTimesView.as_view(), name="lead_times"),
     path("prices/", views.PricesView.as_view(), name="prices"),
     path("vendors/", views.VendorsView.as_view(), name="vendors"),

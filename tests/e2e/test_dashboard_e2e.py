@@ -1,11 +1,14 @@
 """A buyer's session in a real browser: log in, check the dashboard against the database,
-open an order's timeline and see its chart drawn, filter, log out."""
+open an order's timeline and see its chart drawn, filter, export CSV, log out."""
 
 from __future__ import annotations
 
+import csv
 import re
+from pathlib import Path
 from typing import Any
 
+from orders.csv_format import ORDER_COLUMNS
 from tests.e2e.conftest import App
 
 OPEN_ALERTS_BY_CODE = """
@@ -18,6 +21,15 @@ result = {{
     row["code"]: row["n"]
     for row in alerts.values("code").annotate(n=Count("pk")).order_by()
 }}
+"""
+
+SLIPPING_LINES = """
+from orders.models import OrderLine, PurchaseOrder
+orders = PurchaseOrder.objects.open().slipping().filter({where})
+result = sorted(
+    [po, gpu] for po, gpu in OrderLine.objects.filter(order__in=orders.values("pk"))
+    .values_list("order__po_number", "gpu_model__name")
+)
 """
 
 
@@ -66,7 +78,7 @@ def drawn_pixels(page: Any, selector: str) -> int:
     )
 
 
-def test_a_buyers_session(page: Any, app: App, screenshot: Any) -> None:
+def test_a_buyers_session(page: Any, app: App, screenshot: Any, tmp_path: Path) -> None:
     log_in(page, app)
 
     # The dashboard opens on Alice's own orders; its counts are the database's.
@@ -104,6 +116,21 @@ def test_a_buyers_session(page: Any, app: App, screenshot: Any) -> None:
     page.get_by_role("button", name="Apply filters").click()
     page.wait_for_url(re.compile(r"vendor=\d+"))
     assert po_numbers(page) == ["PO-2023-0412", "PO-2023-0320"]
+
+    # The export is the same selection: one row per order line.
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Export CSV").click()
+    download = info.value
+    assert download.suggested_filename.startswith("slipping-orders-")
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    with path.open(newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+    assert tuple(header) == ORDER_COLUMNS
+    expected = app.query(SLIPPING_LINES.format(where="vendor__name='Pacific Silicon Distribution'"))
+    po, gpu = header.index("po_number"), header.index("gpu_model")
+    assert sorted([row[po], row[gpu]] for row in rows) == expected
+    assert len(rows) == 2
 
     # Log out: back on the login page, and the dashboard asks for it again.
     page.get_by_role("button", name="Log out").click()

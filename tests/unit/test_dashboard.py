@@ -3,6 +3,8 @@ data's market figures), filters, CSV export, and query counts that do not grow w
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from datetime import date
@@ -17,8 +19,9 @@ from django.db.models import Count
 from django.urls import reverse
 
 from orders import alerts, services
-from orders.dashboard import Selection, lead_time_trend, open_alert_counts
-from orders.models import PurchaseOrder, SlipAlert, Vendor
+from orders.csv_format import ORDER_COLUMNS
+from orders.dashboard import Selection, lead_time_trend, open_alert_counts, slipping_orders
+from orders.models import OrderLine, PurchaseOrder, SlipAlert, Vendor
 from tests.factories import (
     GpuModelFactory,
     OrderLineFactory,
@@ -81,8 +84,8 @@ def test_every_page_needs_a_login(client: Any, name: str) -> None:
     assert response["Location"] == f"/accounts/login/?next={reverse(name)}"
 
 
-def test_the_timeline_needs_a_login(client: Any) -> None:
-    for url in (reverse("orders:order_timeline", args=[1]),):
+def test_the_timeline_and_the_export_need_a_login(client: Any) -> None:
+    for url in (reverse("orders:order_timeline", args=[1]), reverse("orders:dashboard_csv")):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/accounts/login/?next=")
@@ -279,6 +282,67 @@ def test_a_bad_filter_is_an_error_on_the_page_not_a_crash(
     assert "Select a valid choice" in page
     # The filter that failed is not applied; the page still shows the selection.
     assert len(_po_numbers(page)) == 4
+
+
+def test_the_export_link_carries_the_selection(client: Any, viewer: Any) -> None:
+    vendor = Vendor.objects.get(name="FlipCard GPU Resale")
+    page = _page(client, "orders:dashboard", vendor=str(vendor.pk))
+    link = re.search(r'id="export-csv" href="([^"]+)"', page).group(1)
+    assert link == f"/slipping-orders.csv?vendor={vendor.pk}&amp;buyer="
+
+
+def test_no_export_link_without_view_permission(client: Any, demo: None) -> None:
+    _login(client, "gus", export=False)
+    assert 'id="export-csv"' not in _page(client, "orders:dashboard")
+    assert client.get(reverse("orders:dashboard_csv")).status_code == 403
+
+
+# --- CSV export -------------------------------------------------------------------------------
+
+
+def _csv(client: Any, **params: str) -> list[list[str]]:
+    response = client.get(reverse("orders:dashboard_csv"), params)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="slipping-orders-')
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_the_export_is_the_slipping_orders_of_the_selection_one_row_per_line(
+    client: Any, viewer: Any
+) -> None:
+    header, *rows = _csv(client, buyer="")
+    assert tuple(header) == ORDER_COLUMNS
+    lines = OrderLine.objects.filter(order__in=slipping_orders(Selection()))
+    assert len(rows) == lines.count() == 5  # 0405 has two lines
+    po = header.index("po_number")
+    assert {r[po] for r in rows} == {
+        "PO-2023-0412",
+        "PO-2023-0418",
+        "PO-2023-0405",
+        "PO-2023-0320",
+    }
+
+    vendor = Vendor.objects.get(name="Northwind Servers")
+    header, *rows = _csv(client, vendor=str(vendor.pk), buyer="")
+    assert [(r[po], r[header.index("gpu_model")]) for r in rows] == [
+        ("PO-2023-0405", "A100 80GB SXM"),
+        ("PO-2023-0405", "A10"),
+    ]
+
+
+def test_the_export_defaults_to_the_buyers_own_orders_like_the_page(
+    client: Any, demo: None
+) -> None:
+    _login(client, "bob")
+    header, *rows = _csv(client)
+    assert [r[header.index("po_number")] for r in rows] == ["PO-2023-0320"]
+
+
+def test_a_bad_filter_on_the_export_is_a_400_naming_it(client: Any, viewer: Any) -> None:
+    response = client.get(reverse("orders:dashboard_csv"), {"gpu_model": "nope"})
+    assert response.status_code == 400
+    assert b"gpu_model" in response.content
 
 
 # --- Lead-time trend --------------------------------------------------------------------------
@@ -496,6 +560,7 @@ def _get(client: Any, url: str) -> None:
         "/",
         "/?buyer=",
         "/?vendor=VENDOR&gpu_model=GPU&buyer=",
+        "/slipping-orders.csv?buyer=",
         "/lead-times/",
         "/prices/",
         "/vendors/",
