@@ -15,7 +15,9 @@ from django.http import HttpRequest
 
 from orders import alerts, services
 from orders.admin_export import PurchaseOrderExportMixin
+from orders.admin_import import CsvImportAdminMixin
 from orders.admin_prices import VendorScorecardMixin
+from orders.admin_quotas import OrderLineAllocationsMixin
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -164,7 +166,7 @@ class SlippingFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(PurchaseOrderExportMixin, admin.ModelAdmin):
+class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin):
     list_display = [
         "po_number",
         "vendor",
@@ -283,7 +285,7 @@ class GpuModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(admin.ModelAdmin):
+class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
     list_display = [
         "order",
         "gpu_model",

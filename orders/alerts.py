@@ -33,6 +33,7 @@ from orders.models import (
     SlipAlert,
 )
 from orders.price_rules import PRICE_RISE
+from orders.quotas import team_notices_create
 from orders.slips import OrderFacts, Quote, Thresholds, evaluate
 
 
@@ -158,7 +159,8 @@ def _scan_batch(
     limits: Thresholds,
     result: ScanResult,
 ) -> None:
-    """Four reads, then at most three writes (new alerts, their recipients, notices)."""
+    """Four reads, then at most three writes (new alerts, their recipients, notices); with
+    new alerts, one more read for team leads (two and a write when a team waits on them)."""
     lines: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for line_id, order_id, quantity, received in (
         OrderLine.objects.filter(scope)
@@ -236,6 +238,8 @@ def _scan_batch(
             for alert_id, order_id in to_tell
             for user_id, email in recipients.get(order_id, ())
         )
+        # And the leads of teams with GPUs promised on the lines that slipped.
+        result.notices += team_notices_create(alerts=to_tell)
 
 
 def order_recipients(order_ids: list[int]) -> dict[int, list[tuple[int, str]]]:

@@ -50,3 +50,14 @@ ORDER_QUOTE_COLUMNS: tuple[str, ...] = ("quoted_on", "delivery_date")
 # one line; it is what makes an export -> import round trip lossless.
 QUOTE_COLUMNS: tuple[str, ...] = ("po_number", "quoted_on", "delivery_date", "note", "gpu_model")
 QUOTE_REQUIRED: tuple[str, ...] = ("po_number", "quoted_on", "delivery_date")
+
+# A vendor's price sheet (and the price history export): one price per row.
+PRICE_COLUMNS: tuple[str, ...] = (
+    "vendor",
+    "gpu_model",
+    "unit_price",
+    "currency",
+    "quoted_on",
+    "note",
+)
+PRICE_REQUIRED: tuple[str, ...] = ("vendor", "gpu_model", "unit_price", "currency", "quoted_on")

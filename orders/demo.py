@@ -3,7 +3,8 @@
 Figures from the project's source article (a copy, so nothing reads ../shared at run time):
 normal channel lead time about one month, three months or more during the shortage, April
 orders told "maybe December"; A100 average price US$10,000 rising 37.5% in five months, A800
-+20%, H100 resold above US$40,000; A10 at US$2,800; a large training run needs 384+ A100s.
++20%, H100 resold above US$40,000; A10 at US$2,800; a large training run needs 384+ A100s;
+a large software company rationed AI hardware to its internal teams with quotas.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from orders import services
+from orders import quotas, services
 from orders.models import (
+    Allocation,
     Delivery,
     DeliveryQuote,
     ExchangeRate,
@@ -24,6 +26,8 @@ from orders.models import (
     OrderLine,
     PriceQuote,
     PurchaseOrder,
+    Quota,
+    Team,
     Vendor,
 )
 
@@ -211,6 +215,26 @@ PRICES = [
 # An illustrative rate, so a EUR order can be totalled in the reporting currency.
 EXCHANGE_RATES = [("EUR", "USD", "1.08700000", D("2023-04-01"))]
 
+# Rationing. Team, lead, members.
+TEAMS = [
+    ("LLM pre-training", "carol", ["carol", "alice"]),
+    ("Inference", "bob", ["bob"]),
+]
+# Team, GPU model, period start, period end, GPUs: one training run's 384 A100s for 2023-H2;
+# inference cards for 2023-H1.
+QUOTAS = [
+    ("LLM pre-training", "A100 80GB SXM", D("2023-07-01"), D("2023-12-31"), 384),
+    ("Inference", "A10", D("2023-01-01"), D("2023-06-30"), 96),
+]
+# Team, GPU model, period start (which quota), PO number, GPUs, priority. PO-2023-0405's A100
+# line keeps 32 free, so the 288 waiting for December on PO-2023-0412 can partly move there.
+ALLOCATIONS = [
+    ("LLM pre-training", "A100 80GB SXM", D("2023-07-01"), "PO-2023-0412", 288, 1),
+    ("LLM pre-training", "A100 80GB SXM", D("2023-07-01"), "PO-2023-0405", 96, 1),
+    ("Inference", "A10", D("2023-01-01"), "PO-2023-0301", 40, 1),
+    ("Inference", "A10", D("2023-01-01"), "PO-2023-0405", 32, 1),
+]
+
 
 @dataclass
 class DemoSummary:
@@ -256,7 +280,42 @@ def load_demo() -> DemoSummary:
         _load_order(spec, vendors, gpus, users, summary, requoted)
     services.orders_check_after_commit(order_ids=requoted)
     _load_prices(vendors, gpus, summary)
+    _load_quotas(gpus, users, summary)
     return summary
+
+
+def _load_quotas(gpus: dict[str, GpuModel], users: dict, summary: DemoSummary) -> None:
+    teams = {}
+    for name, lead, members in TEAMS:
+        teams[name], created = Team.objects.get_or_create(name=name, defaults={"lead": users[lead]})
+        if created:
+            teams[name].full_clean()
+            teams[name].members.set([users[m] for m in members])
+        summary.add("teams", created)
+    by_period = {}
+    for team, gpu_name, start, end, number in QUOTAS:
+        quota = Quota.objects.filter(
+            team=teams[team], gpu_model=gpus[gpu_name], period_start=start
+        ).first()
+        summary.add("quotas", quota is None)
+        if quota is None:
+            quota = quotas.quota_save(
+                quota=Quota(
+                    team=teams[team],
+                    gpu_model=gpus[gpu_name],
+                    period_start=start,
+                    period_end=end,
+                    gpus=number,
+                )
+            )
+        by_period[(team, gpu_name, start)] = quota
+    for team, gpu_name, start, po_number, number, priority in ALLOCATIONS:
+        quota = by_period[(team, gpu_name, start)]
+        line = OrderLine.objects.get(order__po_number=po_number, gpu_model=gpus[gpu_name])
+        exists = Allocation.objects.filter(quota=quota, line=line).exists()
+        if not exists:
+            quotas.allocation_set(quota=quota, line=line, gpus=number, priority=priority)
+        summary.add("allocations", not exists)
 
 
 def _load_prices(

@@ -74,6 +74,13 @@ def neutralise(text: str) -> str:
     return text
 
 
+def restore(text: str) -> str:
+    """The inverse of neutralise(): what an import reads back from an exported cell."""
+    if text.startswith("'") and text.lstrip("'").startswith(_FORMULA_STARTS):
+        return text[1:]
+    return text
+
+
 def _cell(value: Any) -> str:
     """A value as the file shows it: '' for missing, ISO 8601 dates, plain decimals."""
     if value is None:

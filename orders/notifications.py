@@ -24,8 +24,10 @@ from orders.models import (
     PriceAlert,
     PurchaseOrder,
     SlipAlert,
+    TeamSlipNotice,
 )
 from orders.prices import price_recipients
+from orders.quotas import TeamBlock, team_slips
 from orders.slips import RANK, worst
 
 SKIPPED_NO_ACCESS = "recipient is inactive, has no email, or no longer buys or watches the order"
@@ -69,10 +71,14 @@ class Digest:
     new: dict[int, OrderBlock] = field(default_factory=dict)
     reminders: dict[int, OrderBlock] = field(default_factory=dict)
     prices: list[PriceAlert] = field(default_factory=list)
+    teams: dict[int, TeamBlock] = field(default_factory=dict)
     notice_ids: list[int] = field(default_factory=list)
+    team_notice_ids: list[int] = field(default_factory=list)
 
     def subject(self) -> str:
         blocks = list(self.new.values()) or list(self.reminders.values())
+        if not blocks and self.teams:  # a team lead who does not buy or watch the orders
+            return self._team_subject()
         if not blocks:  # price rises only
             rises = sorted(self.prices, key=lambda a: -a.rise_percent)
             shown = ", ".join(
@@ -90,11 +96,23 @@ class Digest:
         prices = f" and {len(self.prices)} price rise{'s' if len(self.prices) > 1 else ''}"
         return f"{prefix}{shown}: {label}{prices if self.prices else ''}"
 
+    def _team_subject(self) -> str:
+        blocks = sorted(self.teams.values(), key=lambda b: b.team.name)
+        slips = [s for b in blocks for s in b.sorted_slips]
+        po_numbers = list(dict.fromkeys(s.allocation.line.order.po_number for s in slips))
+        shown = ", ".join(po_numbers[:3]) + (
+            f" +{len(po_numbers) - 3} more" if len(po_numbers) > 3 else ""
+        )
+        teams = ", ".join(b.team.name for b in blocks)
+        past = " (past the quota period's end)" if any(s.past_period_end for s in slips) else ""
+        return f"[GPU slip] {teams}: GPUs on {shown} slipped{past}"
+
     def context(self) -> dict[str, Any]:
         return {
             "new": list(self.new.values()),
             "reminders": list(self.reminders.values()),
             "prices": sorted(self.prices, key=lambda a: -a.rise_percent),
+            "teams": sorted(self.teams.values(), key=lambda b: b.team.name),
             "escalate_days": settings.SLIP_ESCALATE_DAYS,
             "price_threshold": f"{settings.PRICE_RISE_THRESHOLD_PERCENT:g}",
             "price_window": settings.PRICE_RISE_WINDOW_DAYS,
@@ -103,7 +121,8 @@ class Digest:
 
 
 def build_digests() -> list[int]:
-    """Turn every pending notice into one outbox email per recipient; return their ids.
+    """Turn every pending notice (buyers', watchers', managers' and team leads') into one
+    outbox email per recipient; return their ids.
 
     Notices are claimed with SELECT ... FOR UPDATE SKIP LOCKED, so two runs at once never put
     the same notice in two emails."""
@@ -116,7 +135,13 @@ def build_digests() -> list[int]:
                 "id", "alert_id", "price_alert_id", "recipient_id", "recipient_email", "round"
             )
         )
-        if not pending:
+        team_pending = list(
+            TeamSlipNotice.objects.select_for_update(skip_locked=True)
+            .filter(email__isnull=True, skipped_reason="")
+            .order_by("id")
+            .values_list("id", "alert_id", "team_id", "recipient_id", "recipient_email")
+        )
+        if not pending and not team_pending:
             return []
         alerts = {
             a.pk: a
@@ -177,17 +202,49 @@ def build_digests() -> list[int]:
             digest.notice_ids.append(notice_id)
         if skipped:
             AlertNotice.objects.filter(pk__in=skipped).update(skipped_reason=SKIPPED_NO_ACCESS)
+        if team_pending:
+            _add_team_slips(digests, team_pending)
         emails = OutboxEmail.objects.bulk_create([_render(d) for d in digests.values()])
+        sent_with = list(zip(digests.values(), emails, strict=True))
         AlertNotice.objects.bulk_update(
             [
                 AlertNotice(pk=notice_id, email_id=email.pk)
-                for digest, email in zip(digests.values(), emails, strict=True)
+                for digest, email in sent_with
                 for notice_id in digest.notice_ids
             ],
             ["email"],
             batch_size=1000,
         )
+        TeamSlipNotice.objects.bulk_update(
+            [
+                TeamSlipNotice(pk=notice_id, email_id=email.pk)
+                for digest, email in sent_with
+                for notice_id in digest.team_notice_ids
+            ],
+            ["email"],
+            batch_size=1000,
+        )
         return [email.pk for email in emails]
+
+
+def _add_team_slips(
+    digests: dict[str, Digest], pending: list[tuple[int, int, int, int, str]]
+) -> None:
+    """Put each team lead's slipped GPUs in their digest, one block per team; skip notices
+    whose recipient no longer leads the team or whose GPUs are no longer waiting."""
+    slips, skipped = team_slips((n_id, alert, team, user) for n_id, alert, team, user, _ in pending)
+    for reason in set(skipped.values()):
+        TeamSlipNotice.objects.filter(
+            pk__in=[n for n, why in skipped.items() if why == reason]
+        ).update(skipped_reason=reason)
+    for notice_id, _, team_id, _, email in pending:
+        if notice_id not in slips:
+            continue
+        digest = digests.setdefault(email, Digest(email))
+        for slip in slips[notice_id]:
+            block = digest.teams.setdefault(team_id, TeamBlock(slip.allocation.quota.team))
+            block.add(slip)
+        digest.team_notice_ids.append(notice_id)
 
 
 def _render(digest: Digest) -> OutboxEmail:

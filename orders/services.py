@@ -3,14 +3,19 @@ comes from the admin, an import, the demo loader or a test, so the rules are app
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
+from orders import bulk_copy
+from orders.bulk import insert_ignoring_conflicts
 from orders.dates import today
 from orders.models import (
     Delivery,
@@ -58,13 +63,81 @@ def quote_add(
     return quote
 
 
-def orders_check_after_commit(*, order_ids: Iterable[int]) -> None:
-    """Queue a slip check of each order once the current transaction commits (so the worker
-    sees the new rows)."""
-    from orders.tasks import check_order
+# Foreign keys are enforced by the database; validating them in Python costs a query each.
+_QUOTE_FOREIGN_KEYS = ("order", "line", "recorded_by")
 
-    for order_id in sorted(set(order_ids)):
-        transaction.on_commit(lambda order_id=order_id: check_order.delay(order_id))
+
+def quote_validate(*, quote: DeliveryQuote) -> None:
+    """Check an unsaved quote against the model's field rules and `clean()` without a query
+    per quote (so a bulk loader can call it for every row). Foreign keys, the unique and the
+    CHECK constraints are left to `quotes_add_bulk`'s set-based check and to the database."""
+    quote.full_clean(exclude=_QUOTE_FOREIGN_KEYS, validate_unique=False, validate_constraints=False)
+
+
+@transaction.atomic
+def quotes_add_bulk(
+    *, quotes: Sequence[DeliveryQuote], check: bool = True, batch_size: int = 1000
+) -> list[DeliveryQuote]:
+    """Append many quotes in a fixed number of queries per batch: each validated by the same
+    model rules as `quote_add`, none a duplicate of a recorded quote or of another in the list.
+
+    Raises ValidationError naming every bad quote, and then saves none. Once the transaction
+    commits, each order concerned is re-judged by the slip rules, as after `quote_add`."""
+    errors: list[str] = []
+    for number, quote in enumerate(quotes, start=1):
+        for parent in ("order", "line"):
+            # Built before its order or line was saved, a quote holds the object but not yet
+            # its id: assigning it again picks the id up.
+            if getattr(quote, f"{parent}_id") is None and getattr(quote, parent, None):
+                setattr(quote, parent, getattr(quote, parent))
+        quote.note, quote.source = quote.note.strip(), quote.source.strip()
+        if quote.quoted_on is None:
+            quote.quoted_on = today()
+        if quote.order_id is None:
+            errors.append(f"Quote {number}: its order is not saved.")
+            continue
+        try:
+            quote_validate(quote=quote)
+        except ValidationError as exc:
+            errors.extend(f"Quote {number} ({quote.order}): {m}" for m in exc.messages)
+    seen = _quote_keys_recorded(order_ids={q.order_id for q in quotes if q.order_id})
+    for number, quote in enumerate(quotes, start=1):
+        key = (quote.order_id, quote.line_id, quote.quoted_on, quote.delivery_date)
+        if key in seen:
+            errors.append(
+                f"Quote {number} ({quote.order}): quoted {quote.quoted_on} for "
+                f"{quote.delivery_date} is already recorded."
+            )
+        seen.add(key)
+    if errors:
+        raise ValidationError(errors)
+    bulk_copy.insert_new(quotes, batch_size=batch_size)
+    if check:
+        orders_check_after_commit(order_ids=[q.order_id for q in quotes])
+    return list(quotes)
+
+
+def _quote_keys_recorded(*, order_ids: set[int]) -> set[tuple]:
+    """(order, line, quoted_on, delivery_date) of every quote the given orders have."""
+    ids, keys = sorted(order_ids), set()
+    for start in range(0, len(ids), 2000):  # bounded IN lists: PostgreSQL and SQLite cap them
+        keys.update(
+            DeliveryQuote.objects.filter(order_id__in=ids[start : start + 2000]).values_list(
+                "order_id", "line_id", "quoted_on", "delivery_date"
+            )
+        )
+    return keys
+
+
+def orders_check_after_commit(*, order_ids: Iterable[int]) -> None:
+    """Queue a slip check of the orders once the current transaction commits (so the worker
+    sees the new rows): one task per batch of orders, so a bulk import of 100,000 orders
+    queues 50 tasks, not 100,000."""
+    from orders.tasks import check_orders
+
+    ids, size = sorted(set(order_ids)), settings.SLIP_SCAN_BATCH_SIZE
+    for chunk in (ids[start : start + size] for start in range(0, len(ids), size)):
+        transaction.on_commit(lambda chunk=chunk: check_orders.delay(chunk))
 
 
 @transaction.atomic
@@ -152,6 +225,24 @@ def price_quote_add(
     if check:
         prices_check_after_commit()
     return price
+
+
+@transaction.atomic
+def prices_add_bulk(*, prices: Sequence[PriceQuote]) -> int:
+    """Record many validated prices in one statement (a price recorded meanwhile is skipped:
+    it is the same fact), then re-judge price histories once after commit."""
+    added = insert_ignoring_conflicts(
+        PriceQuote,
+        columns=("vendor_id", "gpu_model_id", "unit_price", "currency", "quoted_on", "note"),
+        rows=[
+            (p.vendor_id, p.gpu_model_id, p.unit_price, p.currency, p.quoted_on, p.note)
+            for p in prices
+        ],
+        constants={"source": PriceQuote.Source.IMPORT, "created_at": timezone.now()},
+    )
+    if added:
+        prices_check_after_commit()
+    return len(added)
 
 
 def prices_check_after_commit() -> None:

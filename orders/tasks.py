@@ -22,12 +22,19 @@ def enqueue_sends(email_ids: list[int]) -> None:
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_DB, retry_backoff=True, max_retries=5)
-def check_order(order_id: int) -> dict[str, Any]:
-    """Re-judge one order, right after a new quote for it was committed."""
-    result = alerts.scan_orders(order_ids=[order_id])
+def check_orders(order_ids: list[int]) -> dict[str, Any]:
+    """Re-judge orders right after new quotes for them were committed (one task per batch,
+    so a bulk import does not queue a task per order)."""
+    result = alerts.scan_orders(order_ids=order_ids)
     result.email_ids = notifications.build_digests()
     enqueue_sends(result.email_ids)
     return result.as_dict()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_DB, retry_backoff=True, max_retries=5)
+def check_order(order_id: int) -> dict[str, Any]:
+    """Re-judge one order. Kept for messages queued before `check_orders` existed."""
+    return check_orders(order_ids=[order_id])
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_DB, retry_backoff=True, max_retries=5)

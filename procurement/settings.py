@@ -166,6 +166,11 @@ REPORTING_CURRENCY = env.str("REPORTING_CURRENCY", default="USD")
 # A digest still "sending" after this long belonged to a worker that died: try it again.
 OUTBOX_STALE_SENDING_MINUTES = env.int("OUTBOX_STALE_SENDING_MINUTES", default=15)
 
+# --- CSV imports -----------------------------------------------------------------------------
+# Largest file the admin accepts for an import (bytes); the upload is kept in the session
+# between the preview and the confirmation. The management commands have no limit.
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
+
 # --- Security (production turns these on through the environment) -----------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)

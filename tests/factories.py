@@ -7,7 +7,7 @@ import factory
 from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
-from orders.models import GpuModel, OrderLine, PriceQuote, PurchaseOrder, Vendor
+from orders.models import GpuModel, OrderLine, PriceQuote, PurchaseOrder, Quota, Team, Vendor
 
 
 class UserFactory(DjangoModelFactory):
@@ -69,3 +69,25 @@ class PriceQuoteFactory(DjangoModelFactory):
     unit_price = Decimal("10000.00")
     currency = "USD"
     quoted_on = date(2022, 11, 15)
+
+
+class TeamFactory(DjangoModelFactory):
+    class Meta:
+        model = Team
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+    lead = factory.SubFactory(UserFactory)
+
+
+class QuotaFactory(DjangoModelFactory):
+    """A quota row as saved; changes under test go through orders.quotas.quota_save."""
+
+    class Meta:
+        model = Quota
+
+    team = factory.SubFactory(TeamFactory)
+    gpu_model = factory.SubFactory(GpuModelFactory)
+    period_start = date(2023, 7, 1)
+    period_end = date(2023, 12, 31)
+    gpus = 384

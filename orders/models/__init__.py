@@ -11,9 +11,11 @@ from orders.models.procurement import (
     VendorKind,
     currency_validator,
 )
+from orders.models.quotas import Allocation, Quota, Team, TeamSlipNotice
 
 __all__ = [
     "AlertNotice",
+    "Allocation",
     "Delivery",
     "DeliveryQuote",
     "ExchangeRate",
@@ -24,8 +26,11 @@ __all__ = [
     "PriceAlert",
     "PriceQuote",
     "PurchaseOrder",
+    "Quota",
     "ScanRun",
     "SlipAlert",
+    "Team",
+    "TeamSlipNotice",
     "Vendor",
     "VendorKind",
     "currency_validator",

@@ -236,6 +236,26 @@ class OrderLine(models.Model):
                         "already received on this line."
                     }
                 )
+        if self.pk:
+            # GPUs promised to teams (orders.models.quotas.Allocation).
+            promised = self.allocations.aggregate(
+                total=Sum("gpus"),
+                other_model=models.Count("pk", filter=~Q(quota__gpu_model_id=self.gpu_model_id)),
+            )
+            if self.quantity is not None and self.quantity < (promised["total"] or 0):
+                raise ValidationError(
+                    {
+                        "quantity": f"Quantity {self.quantity} is below the "
+                        f"{promised['total']} GPUs allocated to teams on this line."
+                    }
+                )
+            if promised["other_model"]:
+                raise ValidationError(
+                    {
+                        "gpu_model": "GPUs of this line are allocated to teams under quotas of "
+                        "its current GPU model; remove those allocations first."
+                    }
+                )
 
 
 class DeliveryQuote(models.Model):

@@ -157,3 +157,104 @@ def test_a_recipient_who_stopped_buying_is_skipped_at_send_time(market: dict[str
     notifications.build_digests()
     skipped = AlertNotice.objects.filter(recipient=market["buyer"]).exclude(skipped_reason="")
     assert skipped.count() == 1
+
+
+# --- import_prices, export_exposure, export_vendors ----------------------------------------------
+
+PRICE_SHEET = (
+    "vendor,gpu_model,unit_price,currency,quoted_on,note\r\n"
+    "Pacific Silicon Distribution,A100 80GB SXM,14500.00,USD,2023-05-02,May list\r\n"
+    "pacific silicon distribution, a800 ,12500,USD,2023-05-02,\r\n"
+    "\r\n"
+)
+
+
+def _import_prices(content: str | bytes, *args: str) -> tuple[int, str, str]:
+    from io import StringIO
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
+
+    from django.core.management import CommandError, call_command
+
+    with TemporaryDirectory() as folder:
+        path = Path(folder) / "prices.csv"
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        out, err = StringIO(), StringIO()
+        try:
+            call_command("import_prices", str(path), *args, stdout=out, stderr=err)
+            code = 0
+        except CommandError as exc:
+            err.write(str(exc))
+            code = 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_price_sheet_imports_once_and_raises_the_rise(
+    market: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        code, out, _ = _import_prices(PRICE_SHEET)
+    assert code == 0
+    assert "Created: 2 price quotes." in out
+    assert PriceQuote.objects.filter(source="import").count() == 2
+    imported = PriceQuote.objects.get(gpu_model=market["a800"], quoted_on=D("2023-05-02"))
+    assert (imported.unit_price, imported.source) == (P("12500"), "import")
+    # The on-commit price check raised the A100's new high (+45% over 10,000).
+    assert PriceAlert.objects.filter(price__unit_price=P("14500")).exists()
+
+    code, out, _ = _import_prices(PRICE_SHEET)
+    assert code == 0
+    assert "Unchanged (already recorded): 2 price quotes." in out
+    assert PriceQuote.objects.filter(source="import").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("Nobody Ltd,A800,1,USD,2023-05-02,", "row 2, column vendor, value 'Nobody Ltd': Unknown"),
+        ("Pacific Silicon Distribution,B9000,1,USD,2023-05-02,", "column gpu_model"),
+        ("Pacific Silicon Distribution,A800,-5,USD,2023-05-02,", "column unit_price"),
+        ("Pacific Silicon Distribution,A800,ten,USD,2023-05-02,", "Not a number"),
+        ("Pacific Silicon Distribution,A800,1,usd,2023-05-02,", "column currency"),
+        ("Pacific Silicon Distribution,A800,1,USD,02/05/2023,", "Not a date in ISO format"),
+        ("Pacific Silicon Distribution,A800,1,USD,2999-01-01,", "in the future"),
+    ],
+)
+def test_a_bad_price_row_names_row_and_column_and_writes_nothing(
+    market: dict[str, Any], row: str, expected: str
+) -> None:
+    good = "Pacific Silicon Distribution,A800,13000,USD,2023-05-01,\r\n"
+    before = PriceQuote.objects.count()
+    code, _, err = _import_prices(
+        "vendor,gpu_model,unit_price,currency,quoted_on,note\r\n" + row + "\r\n" + good
+    )
+    assert code == 1
+    assert expected in err
+    assert "nothing was imported" in err
+    assert PriceQuote.objects.count() == before
+
+
+def test_export_exposure_and_vendors_csv(market: dict[str, Any]) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("export_exposure", "--by", "gpu_model", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("grouping,key,currency,lines,units,committed,replacement,exposure")
+    # alice's 384 A100s at 13,750; the latest A100 price is hers (synced by the scan) or the
+    # dealer's April 13,750: no exposure either way.
+    assert lines[1] == (
+        "gpu_model,A100 80GB SXM,USD,1,384,5280000.00,5280000.00,0.00,0,USD,5280000.00,0.00"
+    )
+
+    out = StringIO()
+    call_command("export_vendors", stdout=out)
+    header, *rows = out.getvalue().splitlines()
+    assert header == (
+        "vendor,kind,orders,units,received_orders,on_time_rate,on_time_rate_latest_quote,"
+        "mean_slip_days,median_slip_days,mean_requotes_per_order,open_alert_share,price_change"
+    )
+    dealer = next(r for r in rows if r.startswith("Pacific Silicon Distribution"))
+    assert dealer.endswith(",A100 80GB SXM +37.5% USD")

@@ -141,3 +141,45 @@ def test_exposure_never_adds_currencies_without_a_rate(settings: Any) -> None:
     assert report.missing_rates == []
     assert report.grand_total("committed") == P("121000.00") + P("12000.00")
     assert report.grand_total("exposure") == P("24200.00")
+
+
+def test_the_exposure_page_shows_the_market_example(
+    admin_client_logged_in: Any, client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from orders.demo import load_demo
+
+    with django_capture_on_commit_callbacks(execute=True):
+        load_demo()
+    url = reverse("admin:orders_exposure")
+    page = admin_client_logged_in.get(url)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Budget exposure of open orders" in text
+    assert "1,440,000.00" in text  # PO-2023-0412's 384 A100s at +37.5%
+
+    clerk = UserFactory(username="clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_purchaseorder"))
+    client.force_login(clerk)
+    assert client.get(url).status_code == 403  # no view permission on prices
+
+
+@pytest.mark.parametrize("n_orders", [2, 12])
+def test_the_vendor_list_sorts_by_every_scorecard_column_in_fixed_queries(
+    admin_client_logged_in: Any, django_assert_num_queries: Any, n_orders: int
+) -> None:
+    from django.urls import reverse
+
+    for i in range(n_orders):
+        vendor = VendorFactory()
+        _order(vendor, 8, [("2023-03-01", "2023-04-01"), ("2023-03-20", f"2023-05-{i + 1:02d}")])
+    url = reverse("admin:orders_vendor_changelist")
+    admin_client_logged_in.get(url)  # warm caches (content types, sessions)
+    for column in range(3, 11):  # the sortable scorecard columns
+        # savepoint and release, session, user, count, total count, page of vendors, price
+        # histories, GPU names
+        with django_assert_num_queries(9):
+            page = admin_client_logged_in.get(url, {"o": str(column)})
+        assert page.status_code == 200

@@ -4,9 +4,11 @@ from datetime import date
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from orders import services
-from orders.models import Delivery, PurchaseOrder
+from orders.models import Delivery, DeliveryQuote, PurchaseOrder
 from tests.conftest import run_at_once
 from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory
 
@@ -59,6 +61,52 @@ def test_quote_add_defaults_quoted_on_to_today_in_the_time_zone(settings) -> Non
     order = PurchaseOrderFactory(placed_on=D("2023-04-14"))
     quote = services.quote_add(order=order, delivery_date=D("2099-01-01"))
     assert quote.quoted_on == timezone.localdate()
+
+
+def _bulk_quotes(orders: list[PurchaseOrder], **kw) -> list[DeliveryQuote]:
+    kw = {"quoted_on": D("2023-04-14"), "delivery_date": D("2023-05-15")} | kw
+    return [DeliveryQuote(order=order, **kw) for order in orders]
+
+
+@pytest.mark.django_db
+def test_quotes_add_bulk_saves_all_with_fixed_queries_and_one_check_per_batch(
+    django_assert_num_queries, django_capture_on_commit_callbacks, settings
+) -> None:
+    settings.SLIP_SCAN_BATCH_SIZE = 2
+    few = [PurchaseOrderFactory() for _ in range(2)]
+    many = [PurchaseOrderFactory() for _ in range(5)]
+    with CaptureQueriesContext(connection) as with_2:
+        services.quotes_add_bulk(quotes=_bulk_quotes(few), check=False)
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        django_assert_num_queries(len(with_2)),
+    ):
+        services.quotes_add_bulk(quotes=_bulk_quotes(many, note="  Re-quote sheet  "))
+    assert DeliveryQuote.objects.count() == 7
+    assert set(DeliveryQuote.objects.values_list("note", flat=True)) == {"", "Re-quote sheet"}
+    assert len(callbacks) == 3  # 5 orders checked in batches of 2
+
+
+@pytest.mark.django_db
+def test_quotes_add_bulk_applies_the_model_rules_and_saves_nothing_on_error() -> None:
+    order = PurchaseOrderFactory(placed_on=D("2023-04-14"))
+    services.quote_add(order=order, quoted_on=D("2023-04-14"), delivery_date=D("2023-05-15"))
+    quotes = [
+        *_bulk_quotes([order], quoted_on=D("2023-05-01")),  # fine
+        *_bulk_quotes([order], quoted_on=D("2023-04-01")),  # before the order was placed
+        *_bulk_quotes([order]),  # already recorded
+        *_bulk_quotes([order], quoted_on=D("2023-05-01")),  # twice in the list
+    ]
+    with pytest.raises(ValidationError) as excinfo:
+        services.quotes_add_bulk(quotes=quotes)
+    messages = excinfo.value.messages
+    assert len(messages) == 3, messages
+    assert messages[0].startswith(f"Quote 2 ({order.po_number}): Quoted-on date 2023-04-01")
+    assert [m.split(":")[0] for m in messages[1:]] == [
+        f"Quote {n} ({order.po_number})" for n in (3, 4)
+    ]
+    assert all("is already recorded" in m for m in messages[1:])
+    assert order.quotes.count() == 1
 
 
 @pytest.mark.postgres

@@ -1,0 +1,201 @@
+"""CSV import pages in the admin: upload, preview (a dry run), confirm.
+
+The preview runs the import with dry_run=True and shows its counts, first rows and errors; the
+uploaded bytes wait in the session (not on disk) under a random token, and "Confirm import"
+imports exactly those bytes, all or nothing, through the same orders.imports functions as the
+management commands. Only staff with the add permission of what is imported may use a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from orders import csv_format, imports
+
+
+@dataclass(frozen=True)
+class ImportKind:
+    slug: str
+    title: str
+    permission: str
+    importer: Callable[..., imports.ImportReport]
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    notes: str
+
+
+IMPORT_KINDS = {
+    kind.slug: kind
+    for kind in (
+        ImportKind(
+            slug="orders",
+            title="Import orders CSV",
+            permission="orders.add_purchaseorder",
+            importer=imports.orders_import,
+            required=csv_format.ORDER_REQUIRED,
+            optional=(
+                *(
+                    c
+                    for c in csv_format.ORDER_COLUMNS
+                    if c not in csv_format.ORDER_REQUIRED and c not in csv_format.ORDER_DERIVED
+                ),
+                *csv_format.ORDER_QUOTE_COLUMNS,
+            ),
+            notes="One row per order line; rows with the same po_number are lines of one "
+            "order. quoted_on and delivery_date add a whole-order quote. Columns of an export "
+            "that the tracker computes (lead days, slip...) are ignored. New vendors, GPU "
+            "models and buyers (inactive, without a password) are created as needed.",
+        ),
+        ImportKind(
+            slug="quotes",
+            title="Import quotes CSV",
+            permission="orders.add_deliveryquote",
+            importer=imports.quotes_import,
+            required=csv_format.QUOTE_REQUIRED,
+            optional=tuple(
+                c for c in csv_format.QUOTE_COLUMNS if c not in csv_format.QUOTE_REQUIRED
+            ),
+            notes="A vendor's re-quote sheet for existing POs. gpu_model aims a quote at that "
+            "line of the order; empty means the whole order.",
+        ),
+    )
+}
+# Errors listed on a page; a file with more says how many were left out.
+SHOWN_ERRORS = 200
+
+
+class CsvUploadForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file", help_text="UTF-8 (with or without BOM), comma-separated."
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        limit = settings.IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file is {filesizeformat(upload.size)}; imports are limited to "
+                f"{filesizeformat(limit)} (IMPORT_MAX_BYTES). Split it, or use the "
+                "import_orders / import_quotes management command."
+            )
+        return upload
+
+
+class CsvImportAdminMixin:
+    """Adds the import pages of every IMPORT_KINDS entry to a ModelAdmin (used on the
+    purchase order admin, whose change list links to them)."""
+
+    admin_site: Any
+    opts: Any
+
+    def get_urls(self) -> list[URLPattern]:
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        urls = [
+            path(
+                f"import-{slug}/",
+                self.admin_site.admin_view(self.csv_import_view),
+                {"kind": slug},
+                name=f"{prefix}_import_{slug}",
+            )
+            for slug in IMPORT_KINDS
+        ]
+        return urls + super().get_urls()
+
+    def csv_import_view(self, request: HttpRequest, kind: str) -> HttpResponse:
+        spec = IMPORT_KINDS[kind]
+        if not request.user.has_perm(spec.permission):
+            raise PermissionDenied
+        if request.method == "POST" and "token" in request.POST:
+            return self._csv_import_confirm(request, spec)
+        form = CsvUploadForm(request.POST or None, request.FILES or None)
+        if request.method != "POST" or not form.is_valid():
+            return self._csv_render(request, spec, "admin/orders/import_form.html", form=form)
+        upload = form.cleaned_data["file"]
+        content = upload.read()
+        report = spec.importer(
+            content=content, dry_run=True, user=request.user, filename=upload.name
+        )
+        # One waiting file per kind and session: a new upload replaces (or drops) the last.
+        request.session.pop(_session_key(spec), None)
+        token = None
+        if report.ok:
+            token = secrets.token_urlsafe(16)
+            request.session[_session_key(spec)] = {
+                "token": token,
+                "filename": upload.name,
+                "content": base64.b64encode(content).decode("ascii"),
+            }
+        return self._csv_render(
+            request,
+            spec,
+            "admin/orders/import_preview.html",
+            report=report,
+            filename=upload.name,
+            token=token,
+            form=CsvUploadForm(),
+        )
+
+    def _csv_import_confirm(self, request: HttpRequest, spec: ImportKind) -> HttpResponse:
+        stashed = request.session.get(_session_key(spec))
+        if not stashed or not secrets.compare_digest(stashed["token"], request.POST["token"]):
+            messages.error(
+                request,
+                "This preview is no longer available (another upload replaced it, or the "
+                "session ended): upload the file again.",
+            )
+            return HttpResponseRedirect(request.path)
+        content = base64.b64decode(stashed["content"])
+        report = spec.importer(
+            content=content, dry_run=False, user=request.user, filename=stashed["filename"]
+        )
+        del request.session[_session_key(spec)]
+        if not report.ok:
+            # The database changed since the preview; show what is wrong now.
+            return self._csv_render(
+                request,
+                spec,
+                "admin/orders/import_preview.html",
+                report=report,
+                filename=stashed["filename"],
+                token=None,
+                form=CsvUploadForm(),
+            )
+        messages.success(request, f"Imported {stashed['filename']}: " + " ".join(report.summary()))
+        info = self.opts.app_label, self.opts.model_name
+        return HttpResponseRedirect(reverse("admin:{}_{}_changelist".format(*info)))
+
+    def _csv_render(
+        self, request: HttpRequest, spec: ImportKind, template: str, **context: Any
+    ) -> TemplateResponse:
+        report = context.get("report")
+        errors = report.errors if report else []
+        context |= {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": spec.title,
+            "kind": spec,
+            "max_bytes": settings.IMPORT_MAX_BYTES,
+            "counts": [(what, n, report.unchanged.get(what)) for what, n in report.created.items()]
+            if report
+            else [],
+            "errors": errors[:SHOWN_ERRORS],
+            "errors_left_out": max(0, len(errors) - SHOWN_ERRORS),
+        }
+        return TemplateResponse(request, template, context)
+
+
+def _session_key(spec: ImportKind) -> str:
+    return f"csv_import_{spec.slug}"
