@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -148,6 +148,8 @@ def open_alert_counts(selection: Selection) -> AlertSummary:
 
 LeadTimeGrouping = Literal["all", "gpu_model", "vendor"]
 PERCENTILE = 0.9
+# Per GPU model the key goes through the order's lines: see _lead_time_rows.
+_GROUP_KEYS = {"gpu_model": "order__lines__gpu_model__name", "vendor": "order__vendor__name"}
 
 
 @dataclass(frozen=True)
@@ -172,13 +174,10 @@ def _lead_time_rows(grouping: LeadTimeGrouping) -> QuerySet[Any]:
     Per GPU model, a quote counts for every GPU model it applies to: a whole-order quote for
     each of the order's lines, a line's own quote for that line only."""
     quotes = DeliveryQuote.objects.all()
-    key = None
     if grouping == "gpu_model":
         # One row per (quote, line it applies to); the grouping below reuses this join.
         quotes = quotes.filter(Q(line__isnull=True) | Q(line_id=F("order__lines__id")))
-        key = "order__lines__gpu_model__name"
-    elif grouping == "vendor":
-        key = "order__vendor__name"
+    key = _GROUP_KEYS.get(grouping)
     lead = DaysBetween(F("delivery_date"), F("order__placed_on"))
     keys = ["month", key] if key else ["month"]
     return (
@@ -202,8 +201,8 @@ def lead_time_trend(grouping: LeadTimeGrouping) -> list[LeadTimeSeries]:
         if label is None:  # a whole-order quote on an order without lines: no GPU model
             continue
         month = row["month"]
-        if not isinstance(month, date):  # some drivers hand back a datetime
-            month = date.fromisoformat(str(month)[:10])
+        if isinstance(month, datetime):  # TruncMonth gives dates; be safe with drivers
+            month = month.date()
         series.setdefault(label, LeadTimeSeries(label)).months.append(
             LeadTimeMonth(
                 month=month.replace(day=1),
@@ -213,9 +212,6 @@ def lead_time_trend(grouping: LeadTimeGrouping) -> list[LeadTimeSeries]:
             )
         )
     return sorted(series.values(), key=lambda s: s.label)
-
-
-_GROUP_KEYS = {"gpu_model": "order__lines__gpu_model__name", "vendor": "order__vendor__name"}
 
 
 def months_of(series: Iterable[LeadTimeSeries]) -> list[date]:
