@@ -151,9 +151,9 @@ def table(model: Any) -> str:
 
 
 def delete_alerts() -> None:
-    """Every slip alert and its notices (only benchmark orders exist, see above)."""
+    """Every slip alert and what refers to it (only benchmark orders exist, see above)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {table(AlertNotice)}, {table(SlipAlert)}")
+        cursor.execute(f"TRUNCATE {table(SlipAlert)} CASCADE")
 
 
 def delete_benchmark_data() -> None:

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 
 from orders import alerts, services
 from orders.admin_export import PurchaseOrderExportMixin
+from orders.admin_filters import AcknowledgedFilter
 from orders.admin_import import CsvImportAdminMixin
 from orders.admin_prices import VendorScorecardMixin
 from orders.admin_quotas import OrderLineAllocationsMixin
@@ -267,6 +268,9 @@ class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, admin.Mo
                 services.delivery_remove(delivery=delivery)
         else:
             super().save_formset(request, form, formset, change)
+            if formset.model is OrderLine and (formset.new_objects or formset.changed_objects):
+                # What a vendor charged is a price point: record it and judge the rise.
+                services.prices_check_after_commit()
 
 
 @admin.register(Vendor)
@@ -382,19 +386,6 @@ class DeliveryAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         for delivery in queryset.select_related("line__order"):
             services.delivery_remove(delivery=delivery)
-
-
-class AcknowledgedFilter(admin.SimpleListFilter):
-    title = "acknowledged"
-    parameter_name = "acknowledged"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Yes"), ("no", "No")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
-        if self.value() in ("yes", "no"):
-            return queryset.filter(acknowledged_at__isnull=self.value() == "no")
-        return None
 
 
 @admin.register(SlipAlert)

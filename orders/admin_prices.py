@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from orders import alerts, exposure, services
+from orders.admin_filters import AcknowledgedFilter
 from orders.models import ExchangeRate, PriceAlert, PriceQuote, Vendor
 from orders.scorecards import price_change_by_vendor, vendors_with_scorecards
 
@@ -82,19 +83,6 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     date_hierarchy = "valid_on"
 
 
-class PriceAcknowledgedFilter(admin.SimpleListFilter):
-    title = "acknowledged"
-    parameter_name = "acknowledged"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Yes"), ("no", "No")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
-        if self.value() in ("yes", "no"):
-            return queryset.filter(acknowledged_at__isnull=self.value() == "no")
-        return None
-
-
 @admin.register(PriceAlert)
 class PriceAlertAdmin(admin.ModelAdmin):
     """Recorded by the price scan; people only acknowledge them."""
@@ -112,7 +100,7 @@ class PriceAlertAdmin(admin.ModelAdmin):
     list_filter = [
         "gpu_model",
         ("vendor", admin.RelatedOnlyFieldListFilter),
-        PriceAcknowledgedFilter,
+        AcknowledgedFilter,
     ]
     list_select_related = ["gpu_model", "vendor", "acknowledged_by"]
     search_fields = ["vendor__name", "gpu_model__name", "message"]

@@ -14,7 +14,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.functions import Lower
 
-from orders import bulk_copy, csv_format, services
+from orders import bulk, csv_format, services
 from orders.dates import today
 from orders.exports import restore
 from orders.models import (
@@ -161,24 +161,14 @@ def orders_import(
     Creates the vendors, GPU models, buyers (inactive, no usable password), orders, lines and
     quotes that are missing; leaves identical ones alone; reports every difference from what
     is recorded, and every bad value, as an error and then writes nothing."""
-    report = _report("orders", dry_run, ORDER_COUNTS, counted_unchanged=ORDER_COUNTS[3:])
-    try:
-        rows = _read(
-            content,
-            columns=(*csv_format.ORDER_COLUMNS, *csv_format.ORDER_QUOTE_COLUMNS),
-            required=csv_format.ORDER_REQUIRED,
-            ignored=csv_format.ORDER_DERIVED,
-            report=report,
-        )
-    except _FileError as exc:
-        report.errors.append(RowError(exc.row, "", "", str(exc)))
-        return report
-    plan = _OrdersPlan(rows, report, _recorded_by(user), _source(filename))
-    plan.check()
-    report.errors.sort(key=lambda error: error.row or 0)  # stable: a row's errors keep order
-    if report.ok and not dry_run:
-        _write(report, plan.write)
-    return report
+    return _import(
+        _report("orders", dry_run, ORDER_COUNTS, counted_unchanged=ORDER_COUNTS[3:]),
+        content,
+        columns=(*csv_format.ORDER_COLUMNS, *csv_format.ORDER_QUOTE_COLUMNS),
+        required=csv_format.ORDER_REQUIRED,
+        ignored=csv_format.ORDER_DERIVED,
+        plan=lambda rows, report: _OrdersPlan(rows, report, _recorded_by(user), _source(filename)),
+    )
 
 
 def quotes_import(
@@ -191,24 +181,14 @@ def quotes_import(
     """Import a vendor's re-quote sheet: each row a delivery date quoted for an existing PO,
     for the whole order or, with gpu_model, for that line. A quote already recorded (same
     order, line, quoted_on and delivery_date) is not added again."""
-    report = _report("quotes", dry_run, QUOTE_COUNTS, counted_unchanged=QUOTE_COUNTS)
-    try:
-        rows = _read(
-            content,
-            columns=csv_format.QUOTE_COLUMNS,
-            required=csv_format.QUOTE_REQUIRED,
-            ignored=(),
-            report=report,
-        )
-    except _FileError as exc:
-        report.errors.append(RowError(exc.row, "", "", str(exc)))
-        return report
-    plan = _QuotesPlan(rows, report, _recorded_by(user), _source(filename))
-    plan.check()
-    report.errors.sort(key=lambda error: error.row or 0)  # stable: a row's errors keep order
-    if report.ok and not dry_run:
-        _write(report, plan.write)
-    return report
+    return _import(
+        _report("quotes", dry_run, QUOTE_COUNTS, counted_unchanged=QUOTE_COUNTS),
+        content,
+        columns=csv_format.QUOTE_COLUMNS,
+        required=csv_format.QUOTE_REQUIRED,
+        ignored=(),
+        plan=lambda rows, report: _QuotesPlan(rows, report, _recorded_by(user), _source(filename)),
+    )
 
 
 def prices_import(
@@ -221,23 +201,36 @@ def prices_import(
     """Import a price sheet: each row a unit price a known vendor quoted for a known GPU model
     on a day. A price already recorded (same vendor, model, currency, day and price) is not
     added again; new prices are judged by the price_rise rule once committed."""
-    report = _report("prices", dry_run, PRICE_COUNTS, counted_unchanged=PRICE_COUNTS)
+    return _import(
+        _report("prices", dry_run, PRICE_COUNTS, counted_unchanged=PRICE_COUNTS),
+        content,
+        columns=csv_format.PRICE_COLUMNS,
+        required=csv_format.PRICE_REQUIRED,
+        ignored=(),
+        plan=lambda rows, report: _PricesPlan(rows, report, _source(filename)),
+    )
+
+
+def _import(
+    report: ImportReport,
+    content: bytes,
+    *,
+    columns: Sequence[str],
+    required: Sequence[str],
+    ignored: Sequence[str],
+    plan: Callable[[list[_Row], ImportReport], Any],
+) -> ImportReport:
+    """Read, check every row, then write all of it in one transaction or nothing."""
     try:
-        rows = _read(
-            content,
-            columns=csv_format.PRICE_COLUMNS,
-            required=csv_format.PRICE_REQUIRED,
-            ignored=(),
-            report=report,
-        )
+        rows = _read(content, columns=columns, required=required, ignored=ignored, report=report)
     except _FileError as exc:
         report.errors.append(RowError(exc.row, "", "", str(exc)))
         return report
-    plan = _PricesPlan(rows, report, _source(filename))
-    plan.check()
-    report.errors.sort(key=lambda error: error.row or 0)
-    if report.ok and not dry_run:
-        _write(report, plan.write)
+    checked = plan(rows, report)
+    checked.check()
+    report.errors.sort(key=lambda error: error.row or 0)  # stable: a row's errors keep order
+    if report.ok and not report.dry_run:
+        _write(report, checked.write)
     return report
 
 
@@ -591,12 +584,14 @@ class _OrdersPlan:
     def write(self) -> None:
         # Parents first: orders, lines and quotes hold the objects created before them and
         # take the ids those got.
-        bulk_copy.insert_new([v for v in self.new_vendors.values() if isinstance(v, Vendor)])
-        bulk_copy.insert_new([g for g in self.new_gpus.values() if isinstance(g, GpuModel)])
-        bulk_copy.insert_new(list(self.new_users.values()), batch_size=CHUNK)
-        bulk_copy.insert_new(self.new_orders, batch_size=CHUNK)
-        bulk_copy.insert_new(self.new_lines, batch_size=CHUNK)
+        bulk.insert_new([v for v in self.new_vendors.values() if isinstance(v, Vendor)])
+        bulk.insert_new([g for g in self.new_gpus.values() if isinstance(g, GpuModel)])
+        bulk.insert_new(list(self.new_users.values()), batch_size=CHUNK)
+        bulk.insert_new(self.new_orders, batch_size=CHUNK)
+        bulk.insert_new(self.new_lines, batch_size=CHUNK)
         services.quotes_add_bulk(quotes=self.new_quotes, batch_size=CHUNK)
+        if self.new_lines:  # what the vendors charged are price points: judge the rises
+            services.prices_check_after_commit()
 
     def _parse(self, row: _Row) -> _OrderRow:
         cells = _Cells(row, self.errors)

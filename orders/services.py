@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from orders import bulk_copy
+from orders import bulk
 from orders.bulk import insert_ignoring_conflicts
 from orders.dates import today
 from orders.models import (
@@ -111,7 +111,7 @@ def quotes_add_bulk(
         seen.add(key)
     if errors:
         raise ValidationError(errors)
-    bulk_copy.insert_new(quotes, batch_size=batch_size)
+    bulk.insert_new(quotes, batch_size=batch_size)
     if check:
         orders_check_after_commit(order_ids=[q.order_id for q in quotes])
     return list(quotes)

@@ -258,3 +258,24 @@ def test_export_exposure_and_vendors_csv(market: dict[str, Any]) -> None:
     )
     dealer = next(r for r in rows if r.startswith("Pacific Silicon Distribution"))
     assert dealer.endswith(",A100 80GB SXM +37.5% USD")
+
+
+def test_an_imported_order_line_becomes_a_price_point(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from orders import imports
+
+    GpuModelFactory(name="A100 80GB SXM")
+    sheet = (
+        "po_number,vendor,buyer_email,gpu_model,quantity,unit_price,currency,placed_on\n"
+        "PO-IMP-1,Northwind Servers,alice@gpu-buyers.example,A100 80GB SXM,8,13750.00,USD,"
+        "2023-04-05\n"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert imports.orders_import(content=sheet.encode()).ok
+    charged = PriceQuote.objects.get(source=PriceQuote.Source.ORDER)
+    assert (charged.vendor.name, charged.unit_price, charged.quoted_on) == (
+        "Northwind Servers",
+        P("13750.00"),
+        D("2023-04-05"),
+    )

@@ -1,11 +1,12 @@
-import csv
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db.models import F
 
+from orders.exports import neutralise
+from orders.management.commands._export import write_csv
 from orders.quotas import allocations_with_availability
 
 COLUMNS = (
@@ -41,13 +42,6 @@ _SOURCES = (
 )
 # Text people typed: the only cells that could smuggle a formula into a spreadsheet.
 _TEXT = frozenset({"team", "team_lead_email", "gpu_model", "po_number", "vendor"})
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _neutralise(text: str) -> str:
-    """A leading ' on text a spreadsheet would run as a formula. Kept private and tiny: the
-    shared CSV writer (orders/exports.py, in progress elsewhere) will replace it."""
-    return "'" + text if text.lstrip("'").startswith(_FORMULA_STARTS) else text
 
 
 def _cell(column: str, value: Any) -> str:
@@ -57,7 +51,7 @@ def _cell(column: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, date):
         return value.isoformat()
-    return _neutralise(value) if column in _TEXT else str(value)
+    return neutralise(value) if column in _TEXT else str(value)
 
 
 def allocation_rows() -> Iterator[list[str]]:
@@ -86,24 +80,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--output", help="File to write (default: standard output).")
+        parser.add_argument("--output", metavar="FILE", help="Write here instead of stdout.")
+        parser.add_argument(
+            "--bom", action="store_true", help="Start with a UTF-8 byte order mark (for Excel)."
+        )
 
-    def handle(self, *args: Any, output: str | None, **options: Any) -> None:
-        if output is None:
-            self._write(self.stdout)
-            return
-        try:
-            with open(output, "w", newline="", encoding="utf-8") as file:
-                count = self._write(file)
-        except OSError as exc:
-            raise CommandError(f"Cannot write {output}: {exc}") from exc
-        self.stderr.write(f"Wrote {count} allocations to {output}.")
-
-    def _write(self, file: Any) -> int:
-        writer = csv.writer(file)  # RFC 4180: quoted as needed, CRLF line ends
-        writer.writerow(COLUMNS)
-        count = 0
-        for row in allocation_rows():
-            writer.writerow(row)
-            count += 1
-        return count
+    def handle(self, *args: Any, output: str | None, bom: bool, **options: Any) -> None:
+        count = write_csv(self, allocation_rows(), header=COLUMNS, output=output, bom=bom)
+        if output:
+            self.stderr.write(f"Wrote {count} allocations to {output}.")

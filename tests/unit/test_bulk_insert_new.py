@@ -1,11 +1,11 @@
-"""orders.bulk_copy.insert_new: COPY on PostgreSQL, bulk_create elsewhere, the same result."""
+"""orders.bulk.insert_new: COPY on PostgreSQL, bulk_create elsewhere, the same result."""
 
 from datetime import date
 
 import pytest
 from django.db import IntegrityError, transaction
 
-from orders.bulk_copy import insert_new
+from orders.bulk import insert_new
 from orders.models import DeliveryQuote, OrderLine, PurchaseOrder, Vendor
 from tests.factories import GpuModelFactory, PurchaseOrderFactory, UserFactory
 
