@@ -20,6 +20,7 @@ COPY pyproject.toml requirements.lock README.md ./
 COPY procurement/ procurement/
 COPY orders/ orders/
 COPY templates/ templates/
+COPY static/ static/
 COPY manage.py ./
 
 # Runtime dependencies only (no [dev] extra), pinned by the lock file.

@@ -1,52 +1,87 @@
-"""Database functions Django does not ship: a median that runs on PostgreSQL and SQLite."""
+"""Database functions Django does not ship: percentiles (median included) that run on
+PostgreSQL and SQLite, so a grouped statistic is one query on both."""
 
 from __future__ import annotations
 
-import statistics
+import math
 from typing import Any
 
 from django.db.backends.signals import connection_created
 from django.db.models import Aggregate, FloatField
 
 
-class Median(Aggregate):
-    """The median of a numeric expression (NULLs ignored; NULL for no rows).
+def percentile_cont(values: list[float], fraction: float) -> float | None:
+    """PostgreSQL's `percentile_cont`: the value at `fraction` of the sorted values,
+    interpolating linearly between the two nearest (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
-    PostgreSQL's ordered-set aggregate `percentile_cont(0.5)`; on SQLite an aggregate function
-    registered on each new connection (as Django registers its own SQLite functions)."""
+
+class Percentile(Aggregate):
+    """The continuous percentile `fraction` (0 to 1) of a numeric expression (NULLs ignored;
+    NULL for no rows).
+
+    PostgreSQL's ordered-set aggregate `percentile_cont(fraction)`; on SQLite an aggregate
+    function registered on each new connection (as Django registers its own SQLite functions)
+    that interpolates the same way. The fraction is written into the SQL as a literal (it is
+    checked to be a number in [0, 1]), so the same percentile groups the same on both."""
 
     function = "percentile_cont"
-    name = "Median"
+    name = "Percentile"
     output_field = FloatField()
-    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
     allow_distinct = False
 
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        fraction = float(fraction)
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"Percentile fraction must be between 0 and 1, not {fraction}.")
+        self.fraction = fraction
+        super().__init__(expression, **extra)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return super().as_sql(compiler, connection, fraction=repr(self.fraction), **extra)
+
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
-        return super().as_sql(
-            compiler,
-            connection,
-            function="procurement_median",
-            template="%(function)s(%(expressions)s)",
-            **extra,
-        )
+        # On a copy rather than through `template=`: Aggregate.as_sql passes its own template
+        # alongside the caller's when there is a FILTER clause.
+        clone = self.copy()
+        clone.function = "procurement_percentile"
+        clone.template = "%(function)s(%(expressions)s, %(fraction)s)"
+        return clone.as_sql(compiler, connection, **extra)
 
 
-class _SqliteMedian:
+class Median(Percentile):
+    """The median of a numeric expression: `Percentile(expression, 0.5)`."""
+
+    name = "Median"
+
+    def __init__(self, expression: Any, **extra: Any) -> None:
+        super().__init__(expression, 0.5, **extra)
+
+
+class _SqlitePercentile:
     def __init__(self) -> None:
         self.values: list[float] = []
+        self.fraction = 0.5
 
-    def step(self, value: float | None) -> None:
+    def step(self, value: float | None, fraction: float) -> None:
+        self.fraction = fraction
         if value is not None:
             self.values.append(value)
 
     def finalize(self) -> float | None:
-        return statistics.median(self.values) if self.values else None
+        return percentile_cont(self.values, self.fraction)
 
 
 def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
-        connection.connection.create_aggregate("procurement_median", 1, _SqliteMedian)
+        connection.connection.create_aggregate("procurement_percentile", 2, _SqlitePercentile)
 
 
 def install() -> None:
-    connection_created.connect(_register_sqlite_functions, dispatch_uid="procurement_median")
+    connection_created.connect(_register_sqlite_functions, dispatch_uid="procurement_percentile")

@@ -85,6 +85,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The dashboard's own login page (templates/registration/login.html); logging out, from the
+# dashboard or the admin, lands back on it.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "orders:dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Time and locale -------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -96,6 +101,9 @@ USE_TZ = True
 # --- Static files ----------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
+# The project's CSS and scripts, and Chart.js vendored (static/vendor/): no CDN, so the pages
+# work with no internet access.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -28,19 +28,31 @@ free_port() {
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
-ensure_system_packages() {
-  # PostgreSQL and Redis servers come from Debian's packages.
-  local missing=()
-  [[ -n "$(pg_bin)" && -x "$(pg_bin)/initdb" ]] || missing+=(postgresql)
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  ((${#missing[@]} == 0)) && return
-  log "Installing Debian packages: ${missing[*]}"
+_apt_install() {
+  (($# == 0)) && return
+  log "Installing Debian packages: $*"
   if [[ "$(id -u)" != 0 ]]; then
-    echo "Need root to install ${missing[*]} (or install them yourself: apt-get install ${missing[*]})" >&2
+    echo "Need root to install $* (or install them yourself: apt-get install $*)" >&2
     return 1
   fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_system_packages() {
+  # PostgreSQL and Redis servers come from Debian's packages; `ensure_system_packages chromium`
+  # adds the browser the e2e tests drive (Playwright's own browser download is never used).
+  local missing=()
+  [[ -n "$(pg_bin)" && -x "$(pg_bin)/initdb" ]] || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if [[ " $* " == *" chromium "* ]]; then
+    [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  fi
+  _apt_install "${missing[@]}"
+}
+
+ensure_chromium() {
+  [[ -x /usr/bin/chromium ]] || _apt_install chromium
 }
 
 # Runs a command as the owner of the PostgreSQL data directory (PostgreSQL refuses root).

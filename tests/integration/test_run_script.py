@@ -1,4 +1,5 @@
-"""README command (1), for real: install, migrate, load demo data, print the login, serve."""
+"""README command (1), for real: install, migrate, load demo data, print the login, serve the
+admin and the dashboard."""
 
 import os
 import re
@@ -59,6 +60,12 @@ def test_run_script_serves_the_admin_with_demo_orders(tmp_path: Path) -> None:
         orders = opener.open(f"{base}/admin/orders/purchaseorder/").read().decode()
         assert "PO-2023-0412" in orders
         assert "Pacific Silicon Distribution" in orders
+        # The same login opens the dashboard, its charts' script served from static files.
+        dashboard = opener.open(f"{base}/").read().decode()
+        assert "Slipping orders" in dashboard
+        assert "PO-2023-0412" in dashboard
+        chart_js = opener.open(f"{base}/static/vendor/chart.js/chart.umd.min.js").read()
+        assert chart_js.startswith(b"/*!\n * Chart.js v4.6.1")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)

@@ -1,0 +1,329 @@
+"""Selectors for the buyer dashboard pages: read-only, set-based, a fixed number of queries
+whatever the number of orders, quotes or prices (tests/unit/test_dashboard.py counts them).
+
+The figures are the ones the rest of the tracker uses: lead times and slips from
+`PurchaseOrder.objects.with_lead_times()`, price changes from `orders.price_rules`, scorecards
+from `orders.scorecards`. This module only selects and shapes them for pages and charts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models.functions import TruncMonth
+
+from orders.db_functions import Median, Percentile
+from orders.models import (
+    Delivery,
+    DeliveryQuote,
+    GpuModel,
+    OrderLine,
+    PriceAlert,
+    PriceQuote,
+    PurchaseOrder,
+    SlipAlert,
+    Vendor,
+)
+from orders.price_rules import PricePoint, PriceRise, price_change
+from orders.querysets import DaysBetween
+from orders.slips import RANK, SEVERITY, Severity
+
+# --- Dashboard: open alerts and slipping orders ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which open orders a dashboard shows (and its CSV exports): None means any."""
+
+    vendor: Vendor | None = None
+    gpu_model: GpuModel | None = None
+    buyer: AbstractBaseUser | None = None
+
+
+def open_orders(selection: Selection) -> QuerySet[PurchaseOrder]:
+    """Open orders (placed, confirmed, partially received) matching the selection."""
+    orders = PurchaseOrder.objects.open()
+    if selection.vendor is not None:
+        orders = orders.filter(vendor=selection.vendor)
+    if selection.gpu_model is not None:
+        orders = orders.with_gpu_model(selection.gpu_model.pk)
+    if selection.buyer is not None:
+        orders = orders.filter(buyer=selection.buyer)
+    return orders
+
+
+def slipping_orders(selection: Selection) -> QuerySet[PurchaseOrder]:
+    """Open orders of the selection whose current quoted date is later than the first, worst
+    first: the largest slip, then the earliest need-by date, then PO number. This queryset is
+    what the dashboard lists and what its CSV export writes."""
+    return (
+        open_orders(selection)
+        .slipping()
+        .order_by(F("slip_days").desc(), F("need_by").asc(nulls_last=True), "po_number")
+    )
+
+
+def slipping_orders_for_display(selection: Selection) -> QuerySet[PurchaseOrder]:
+    """`slipping_orders` with what a table row shows: vendor, buyer, lines with GPU models
+    and the open alert codes (three queries in all)."""
+    open_alerts = SlipAlert.objects.filter(acknowledged_at__isnull=True).order_by("code")
+    return (
+        slipping_orders(selection)
+        .select_related("vendor", "buyer")
+        .prefetch_related(
+            Prefetch("lines", OrderLine.objects.select_related("gpu_model").order_by("id")),
+            Prefetch("alerts", open_alerts, to_attr="open_alert_list"),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AlertCount:
+    code: str
+    severity: str
+    alerts: int
+    orders: int
+
+    @property
+    def label(self) -> str:
+        return self.code.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    rows: list[AlertCount]
+    price_alerts: int
+
+    def total(self, severity: str) -> int:
+        return sum(row.alerts for row in self.rows if row.severity == severity)
+
+    @property
+    def critical(self) -> int:
+        return self.total(Severity.CRITICAL)
+
+    @property
+    def warning(self) -> int:
+        return self.total(Severity.WARNING)
+
+
+def open_alert_counts(selection: Selection) -> AlertSummary:
+    """Unacknowledged slip alerts on the selection's open orders, per rule code (every code,
+    worst first, zeros included) with its severity; and unacknowledged price alerts for the
+    selection's vendor and GPU model (prices have no buyer). Two queries."""
+    counted = {
+        (row["code"], row["severity"]): row
+        for row in SlipAlert.objects.filter(
+            acknowledged_at__isnull=True,
+            order__in=open_orders(selection).order_by().values("pk"),
+        )
+        .values("code", "severity")
+        .annotate(alerts=Count("pk"), orders=Count("order", distinct=True))
+        .order_by()
+    }
+    rows = []
+    for code in sorted(SEVERITY, key=RANK.__getitem__):
+        row = counted.pop((code.value, SEVERITY[code].value), None) or {}
+        rows.append(
+            AlertCount(code.value, SEVERITY[code].value, row.get("alerts", 0), row.get("orders", 0))
+        )
+    # A severity an alert was recorded with that the rules no longer give: still shown.
+    rows += [AlertCount(c, s, row["alerts"], row["orders"]) for (c, s), row in counted.items()]
+    prices = PriceAlert.objects.filter(acknowledged_at__isnull=True)
+    if selection.vendor is not None:
+        prices = prices.filter(vendor=selection.vendor)
+    if selection.gpu_model is not None:
+        prices = prices.filter(gpu_model=selection.gpu_model)
+    return AlertSummary(rows, prices.count())
+
+
+# --- Lead-time trend ---------------------------------------------------------------------------
+
+LeadTimeGrouping = Literal["all", "gpu_model", "vendor"]
+PERCENTILE = 0.9
+# Per GPU model the key goes through the order's lines: see _lead_time_rows.
+_GROUP_KEYS = {"gpu_model": "order__lines__gpu_model__name", "vendor": "order__vendor__name"}
+
+
+@dataclass(frozen=True)
+class LeadTimeMonth:
+    month: date
+    median_days: float
+    p90_days: float
+    quotes: int
+
+
+@dataclass
+class LeadTimeSeries:
+    label: str
+    months: list[LeadTimeMonth] = field(default_factory=list)
+
+
+def _lead_time_rows(grouping: LeadTimeGrouping) -> QuerySet[Any]:
+    """Quoted lead time (delivery date - the order's placed-on date) of every quote, grouped
+    by the month it was quoted in (and the GPU model or vendor): count, median, 90th
+    percentile. One query.
+
+    Per GPU model, a quote counts for every GPU model it applies to: a whole-order quote for
+    each of the order's lines, a line's own quote for that line only."""
+    quotes = DeliveryQuote.objects.all()
+    if grouping == "gpu_model":
+        # One row per (quote, line it applies to); the grouping below reuses this join.
+        quotes = quotes.filter(Q(line__isnull=True) | Q(line_id=F("order__lines__id")))
+    key = _GROUP_KEYS.get(grouping)
+    lead = DaysBetween(F("delivery_date"), F("order__placed_on"))
+    keys = ["month", key] if key else ["month"]
+    return (
+        quotes.annotate(month=TruncMonth("quoted_on"))
+        .values(*keys)
+        .annotate(
+            quotes=Count("pk"),
+            median_days=Median(lead),
+            p90_days=Percentile(lead, PERCENTILE),
+        )
+        .order_by(*reversed(keys))
+    )
+
+
+def lead_time_trend(grouping: LeadTimeGrouping) -> list[LeadTimeSeries]:
+    """Monthly median and 90th-percentile quoted lead time, one series per GPU model or
+    vendor (or one for all quotes), series by name, months in order. One query."""
+    series: dict[str, LeadTimeSeries] = {}
+    for row in _lead_time_rows(grouping):
+        label = "All quotes" if grouping == "all" else row[_GROUP_KEYS[grouping]]
+        if label is None:  # a whole-order quote on an order without lines: no GPU model
+            continue
+        month = row["month"]
+        if isinstance(month, datetime):  # TruncMonth gives dates; be safe with drivers
+            month = month.date()
+        series.setdefault(label, LeadTimeSeries(label)).months.append(
+            LeadTimeMonth(
+                month=month.replace(day=1),
+                median_days=row["median_days"],
+                p90_days=row["p90_days"],
+                quotes=row["quotes"],
+            )
+        )
+    return sorted(series.values(), key=lambda s: s.label)
+
+
+def months_of(series: Iterable[LeadTimeSeries]) -> list[date]:
+    """Every month any series has, in order: a chart's shared x axis."""
+    return sorted({m.month for s in series for m in s.months})
+
+
+# --- Price trend -------------------------------------------------------------------------------
+
+
+@dataclass
+class PriceSeries:
+    """One vendor's prices for one GPU model in one currency, oldest first, and the change of
+    its latest price over the lowest in the alert window before it."""
+
+    gpu_model: str
+    vendor: str
+    currency: str
+    points: list[PricePoint] = field(default_factory=list)
+    change: PriceRise | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.vendor} ({self.currency})"
+
+    @property
+    def change_percent(self) -> Decimal | None:
+        return None if self.change is None else self.change.percent
+
+    @property
+    def change_label(self) -> str:
+        return "" if self.change is None else f"{self.change.percent:+.1f}%"
+
+
+@dataclass
+class PriceChart:
+    gpu_model: str
+    series: list[PriceSeries] = field(default_factory=list)
+
+
+def price_trend(*, window_days: int | None = None) -> list[PriceChart]:
+    """Every price history, one chart per GPU model with a series per vendor and currency
+    (currencies are never mixed in one series), each with its window change. One query."""
+    window = settings.PRICE_RISE_WINDOW_DAYS if window_days is None else window_days
+    histories: dict[tuple[str, str, str], PriceSeries] = {}
+    fields = ("gpu_model__name", "vendor__name", "currency", "quoted_on")
+    for pk, gpu_model, vendor, currency, quoted_on, unit_price in (
+        PriceQuote.objects.order_by(*fields, "id")
+        .values_list("pk", *fields, "unit_price")
+        .iterator(chunk_size=5000)
+    ):
+        key = (gpu_model, vendor, currency)
+        if key not in histories:
+            histories[key] = PriceSeries(gpu_model, vendor, currency)
+        histories[key].points.append(PricePoint(pk, quoted_on, unit_price))
+    charts: dict[str, PriceChart] = {}
+    for series in histories.values():
+        series.change = price_change(series.points, window_days=window)
+        charts.setdefault(series.gpu_model, PriceChart(series.gpu_model)).series.append(series)
+    return list(charts.values())
+
+
+# --- Order timeline ----------------------------------------------------------------------------
+
+
+@dataclass
+class OrderTimeline:
+    order: PurchaseOrder
+    lines: list[OrderLine]
+    quotes: list[DeliveryQuote]
+    deliveries: list[Delivery]
+    alerts: list[SlipAlert]
+
+    def quote_series(self) -> dict[str, list[DeliveryQuote]]:
+        """Quotes by what they apply to: the whole order, or one line's GPU model."""
+        series: dict[str, list[DeliveryQuote]] = defaultdict(list)
+        for quote in self.quotes:
+            label = "Whole order" if quote.line is None else f"{quote.line.gpu_model} line"
+            series[label].append(quote)
+        return dict(series)
+
+
+def order_timeline(order_id: int) -> OrderTimeline | None:
+    """One order with its lead-time figures, lines, every quote, receipts and slip alerts
+    (acknowledged or not). Five queries; None when there is no such order."""
+    order = (
+        PurchaseOrder.objects.with_lead_times()
+        .select_related("vendor", "buyer")
+        .filter(pk=order_id)
+        .first()
+    )
+    if order is None:
+        return None
+    return OrderTimeline(
+        order=order,
+        lines=list(
+            OrderLine.objects.filter(order=order).select_related("gpu_model").order_by("id")
+        ),
+        quotes=list(
+            DeliveryQuote.objects.filter(order=order)
+            .select_related("line__gpu_model")
+            .annotate(lead_days=DaysBetween(F("delivery_date"), F("order__placed_on")))
+            .order_by("quoted_on", "id")
+        ),
+        deliveries=list(
+            Delivery.objects.filter(order=order)
+            .select_related("line__gpu_model")
+            .order_by("delivered_on", "id")
+        ),
+        alerts=list(
+            SlipAlert.objects.filter(order=order)
+            .select_related("quote")
+            .order_by("detected_at", "id")
+        ),
+    )
