@@ -17,15 +17,12 @@ from django.urls import path
 from orders import alerts, exposure, services
 from orders.admin_filters import AcknowledgedFilter
 from orders.models import ExchangeRate, PriceAlert, PriceQuote, Vendor
-from orders.scorecards import price_change_by_vendor, vendors_with_scorecards
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
+from orders.scorecards import (
+    price_change_by_vendor,
+    shown_number,
+    shown_percent,
+    vendors_with_scorecards,
+)
 
 
 @admin.register(PriceQuote)
@@ -166,29 +163,29 @@ class VendorScorecardMixin:
 
     @admin.display(description="on time (first date)", ordering="sc_on_time")
     def on_time(self, vendor: Any) -> str:
-        return _percent(vendor.sc_on_time / vendor.sc_received if vendor.sc_received else None)
+        return shown_percent(vendor.sc_on_time / vendor.sc_received if vendor.sc_received else None)
 
     @admin.display(description="on time (latest date)", ordering="sc_on_time_latest")
     def on_time_latest(self, vendor: Any) -> str:
         received = vendor.sc_received
-        return _percent(vendor.sc_on_time_latest / received if received else None)
+        return shown_percent(vendor.sc_on_time_latest / received if received else None)
 
     @admin.display(description="mean slip (days)", ordering="sc_mean_slip")
     def mean_slip(self, vendor: Any) -> str:
-        return _number(vendor.sc_mean_slip)
+        return shown_number(vendor.sc_mean_slip)
 
     @admin.display(description="median slip (days)", ordering="sc_median_slip")
     def median_slip(self, vendor: Any) -> str:
-        return _number(vendor.sc_median_slip)
+        return shown_number(vendor.sc_median_slip)
 
     @admin.display(description="re-quotes per order", ordering="sc_mean_requotes")
     def mean_requotes(self, vendor: Any) -> str:
-        return _number(vendor.sc_mean_requotes)
+        return shown_number(vendor.sc_mean_requotes)
 
     @admin.display(description="orders with open alerts", ordering="sc_open_alerts")
     def open_alerts(self, vendor: Any) -> str:
         orders = vendor.sc_orders
-        return _percent((vendor.sc_open_alerts or 0) / orders if orders else None)
+        return shown_percent((vendor.sc_open_alerts or 0) / orders if orders else None)
 
     @admin.display(description="price change (window)")
     def price_change(self, vendor: Any) -> str:

@@ -137,6 +137,15 @@ class Scorecard:
         return self._rate(self.orders_with_open_alerts, self.orders)
 
 
+def shown_percent(value: float | None) -> str:
+    """A rate as the admin and the dashboard show it ("—" when there is nothing to rate)."""
+    return "—" if value is None else f"{value:.0%}"
+
+
+def shown_number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
 def price_change_by_vendor(*, window_days: int | None = None) -> dict[int, str]:
     """The largest price change (latest vs the window's low) of each vendor's GPU models."""
     names = dict(GpuModel.objects.values_list("pk", "name"))

@@ -19,7 +19,7 @@ from orders.admin_export import csv_response
 from orders.dates import today
 from orders.forms import SCORECARD_SORTS, DashboardFilterForm, ScorecardSortForm
 from orders.prices import threshold_percent
-from orders.scorecards import Scorecard, scorecards
+from orders.scorecards import Scorecard, scorecards, shown_number, shown_percent
 
 
 class DashboardView(LoginRequiredMixin, TemplateView):
@@ -135,26 +135,18 @@ class OrderTimelineView(LoginRequiredMixin, TemplateView):
         )
 
 
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
-
-
 def _scorecard_row(card: Scorecard, longest_slip: float) -> dict[str, Any]:
     """A table row: figures as shown, and bar lengths in percent (on-time rate; mean slip
     against the longest mean slip of all vendors)."""
     slip = card.mean_slip_days
     return {
         "card": card,
-        "on_time": _percent(card.on_time_rate),
-        "on_time_latest": _percent(card.on_time_rate_latest),
-        "mean_slip": _number(slip),
-        "median_slip": _number(card.median_slip_days),
-        "mean_requotes": _number(card.mean_requotes),
-        "open_alerts": _percent(card.open_alert_share),
+        "on_time": shown_percent(card.on_time_rate),
+        "on_time_latest": shown_percent(card.on_time_rate_latest),
+        "mean_slip": shown_number(slip),
+        "median_slip": shown_number(card.median_slip_days),
+        "mean_requotes": shown_number(card.mean_requotes),
+        "open_alerts": shown_percent(card.open_alert_share),
         "on_time_bar": None if card.on_time_rate is None else round(100 * card.on_time_rate),
         "slip_bar": round(100 * max(slip, 0) / longest_slip) if slip and longest_slip else 0,
     }
