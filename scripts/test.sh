@@ -13,7 +13,7 @@ trap cleanup EXIT
 log "Lint: ruff check, ruff format --check, migrations match models"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-env -u DATABASE_URL "$PY" manage.py makemigrations --check --dry-run >/dev/null
+DATABASE_URL=sqlite://:memory: "$PY" manage.py makemigrations --check --dry-run >/dev/null
 
 log "Test suite on SQLite"
 env -u DATABASE_URL -u REDIS_URL SKIP_E2E="browser tests run once, in the PostgreSQL pass" \
