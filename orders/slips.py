@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 
 class Code(StrEnum):
@@ -85,6 +86,33 @@ class Finding:
     quote_id: int  # the quote that made it true: the one giving the current date
 
 
+class _ForALine(Protocol):
+    @property
+    def line_id(self) -> int | None: ...
+
+
+QuoteT = TypeVar("QuoteT", bound=_ForALine)
+
+
+class LineSchedule(NamedTuple, Generic[QuoteT]):
+    baseline: QuoteT
+    current: QuoteT
+    quotes: int  # how many quotes apply to the line (so it was re-quoted quotes - 1 times)
+
+
+def line_schedule(quotes: Sequence[QuoteT], line_id: int) -> LineSchedule[QuoteT] | None:
+    """One line's baseline and current quote and how many apply, or None when none does.
+
+    `quotes` are the order's, sorted by (quoted_on, id); any object with a `line_id` will do,
+    so the CSV export can pass its database rows without building a Quote per row. The one
+    Python spelling of the rule OrderLine.objects.with_lead_times() states in SQL.
+    """
+    applicable = [q for q in quotes if q.line_id is None or q.line_id == line_id]
+    if not applicable:
+        return None
+    return LineSchedule(applicable[0], applicable[-1], len(applicable))
+
+
 def _key(quote: Quote) -> tuple[date, int]:
     return (quote.quoted_on, quote.id)
 
@@ -95,9 +123,9 @@ def schedule(quotes: Iterable[Quote], line_ids: Iterable[int] = ()) -> Schedule 
     order_level = [q for q in quotes if q.line_id is None]
     per_line = []
     for line_id in line_ids:
-        applicable = [q for q in quotes if q.line_id is None or q.line_id == line_id]
-        if applicable:
-            per_line.append((applicable[0], applicable[-1]))
+        plan = line_schedule(quotes, line_id)
+        if plan is not None:
+            per_line.append((plan.baseline, plan.current))
     if per_line:
         # The order is complete when its last line is; ties go to the later quote.
         baseline = max((b for b, _ in per_line), key=lambda q: (q.delivery_date, _key(q)))
