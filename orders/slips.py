@@ -11,11 +11,12 @@ latest of its lines'.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from operator import attrgetter
+from typing import Generic, NamedTuple, TypeVar
 
 
 class Code(StrEnum):
@@ -86,28 +87,28 @@ class Finding:
     quote_id: int  # the quote that made it true: the one giving the current date
 
 
-class _ForALine(Protocol):
-    @property
-    def line_id(self) -> int | None: ...
+T = TypeVar("T")
 
 
-QuoteT = TypeVar("QuoteT", bound=_ForALine)
-
-
-class LineSchedule(NamedTuple, Generic[QuoteT]):
-    baseline: QuoteT
-    current: QuoteT
+class LineSchedule(NamedTuple, Generic[T]):
+    baseline: T
+    current: T
     quotes: int  # how many quotes apply to the line (so it was re-quoted quotes - 1 times)
 
 
-def line_schedule(quotes: Sequence[QuoteT], line_id: int) -> LineSchedule[QuoteT] | None:
+def line_schedule(
+    quotes: Sequence[T],
+    line_id: int,
+    line_of: Callable[[T], int | None] = attrgetter("line_id"),
+) -> LineSchedule[T] | None:
     """One line's baseline and current quote and how many apply, or None when none does.
 
-    `quotes` are the order's, sorted by (quoted_on, id); any object with a `line_id` will do,
-    so the CSV export can pass its database rows without building a Quote per row. The one
-    Python spelling of the rule OrderLine.objects.with_lead_times() states in SQL.
+    `quotes` are the order's, sorted by (quoted_on, id); `line_of` gives a quote's line (None
+    for the whole order), so the CSV export can pass its database rows as they come instead
+    of building a Quote per row. The one Python spelling of the per-line rule that
+    OrderLine.objects.with_lead_times() states in SQL.
     """
-    applicable = [q for q in quotes if q.line_id is None or q.line_id == line_id]
+    applicable = [q for q in quotes if line_of(q) in (None, line_id)]
     if not applicable:
         return None
     return LineSchedule(applicable[0], applicable[-1], len(applicable))
