@@ -260,7 +260,7 @@ def _order_rows(
                     alerts_cell,
                 ]
                 continue
-            baseline, current = plan.baseline[2], plan.current[2]
+            (_, _, baseline), (_, _, current), applicable = plan
             yield [
                 po,
                 vendor_cell,
@@ -277,7 +277,7 @@ def _order_rows(
                 number[(baseline - placed_on).days],
                 number[(current - placed_on).days],
                 number[(current - baseline).days],
-                number[plan.quotes - 1],
+                number[applicable - 1],
                 alerts_cell,
             ]
     if next(quote_groups, None) is not None or next(alert_groups, None) is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from operator import attrgetter
-from typing import Generic, NamedTuple, TypeVar
+from typing import TypeVar
 
 
 class Code(StrEnum):
@@ -90,28 +90,23 @@ class Finding:
 T = TypeVar("T")
 
 
-class LineSchedule(NamedTuple, Generic[T]):
-    baseline: T
-    current: T
-    quotes: int  # how many quotes apply to the line (so it was re-quoted quotes - 1 times)
-
-
 def line_schedule(
     quotes: Sequence[T],
     line_id: int,
     line_of: Callable[[T], int | None] = attrgetter("line_id"),
-) -> LineSchedule[T] | None:
-    """One line's baseline and current quote and how many apply, or None when none does.
+) -> tuple[T, T, int] | None:
+    """One line's (baseline quote, current quote, how many quotes apply), or None if none.
 
     `quotes` are the order's, sorted by (quoted_on, id); `line_of` gives a quote's line (None
     for the whole order), so the CSV export can pass its database rows as they come instead
     of building a Quote per row. The one Python spelling of the per-line rule that
-    OrderLine.objects.with_lead_times() states in SQL.
+    OrderLine.objects.with_lead_times() states in SQL. A plain tuple, not a NamedTuple: the
+    export calls this once per line, and building one costs it more than the rule itself.
     """
-    applicable = [q for q in quotes if line_of(q) in (None, line_id)]
+    applicable = [q for q in quotes if (line := line_of(q)) is None or line == line_id]
     if not applicable:
         return None
-    return LineSchedule(applicable[0], applicable[-1], len(applicable))
+    return applicable[0], applicable[-1], len(applicable)
 
 
 def _key(quote: Quote) -> tuple[date, int]:
@@ -126,7 +121,7 @@ def schedule(quotes: Iterable[Quote], line_ids: Iterable[int] = ()) -> Schedule 
     for line_id in line_ids:
         plan = line_schedule(quotes, line_id)
         if plan is not None:
-            per_line.append((plan.baseline, plan.current))
+            per_line.append(plan[:2])
     if per_line:
         # The order is complete when its last line is; ties go to the later quote.
         baseline = max((b for b, _ in per_line), key=lambda q: (q.delivery_date, _key(q)))

@@ -371,15 +371,10 @@ def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
     for line in lines:
         quotes = sorted(line.order.quotes.all(), key=lambda q: (q.quoted_on, q.pk))
         line_plan = line_schedule(quotes, line.pk)
-        expected_line = (
-            (
-                line_plan.baseline.delivery_date,
-                line_plan.current.delivery_date,
-                line_plan.quotes - 1,
-            )
-            if line_plan
-            else (None, None, 0)
-        )
+        expected_line = (None, None, 0)
+        if line_plan:
+            baseline, current, applicable = line_plan
+            expected_line = (baseline.delivery_date, current.delivery_date, applicable - 1)
         got = (line.baseline_delivery_date, line.current_delivery_date, line.requote_count)
         assert got == expected_line, line
 
