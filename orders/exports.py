@@ -147,11 +147,19 @@ _ENDED: tuple[None, Iterator[Any]] = (None, iter(()))  # a stream that ran out
 
 
 def _selected(orders: QuerySet[PurchaseOrder]) -> QuerySet[PurchaseOrder]:
-    """`orders` as a plain queryset to read from: its filters as `pk IN (...)`, so its joins,
-    annotations and ordering cannot mix with the export's. Every order needs no filter."""
+    """The orders to read the three streams from.
+
+    `orders` itself when it filters on the order's own columns only (`PurchaseOrder.objects
+    .all()`, `.filter(status=...)`, `pk__in=[...]`): the database then reads just those
+    orders. With joins (a multi-valued one would narrow or repeat the lines), annotations,
+    DISTINCT or the like, its filters become `pk IN (...)` on a plain queryset instead.
+    """
     query = orders.query
-    if not query.where and not query.combinator and not query.is_sliced:
-        return PurchaseOrder.objects.all()
+    plain = len(query.alias_map) <= 1 and not (
+        query.annotations or query.distinct or query.combinator or query.is_sliced or query.extra
+    )
+    if plain:
+        return orders.order_by().select_related(None).prefetch_related(None)
     return PurchaseOrder.objects.filter(pk__in=orders.order_by().values("pk"))
 
 
