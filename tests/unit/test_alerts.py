@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders import alerts, notifications, services
-from orders.models import AlertNotice, OutboxEmail, PurchaseOrder, SlipAlert
-from orders.slips import Code, Quote, schedule
+from orders.models import AlertNotice, OrderLine, OutboxEmail, PurchaseOrder, SlipAlert
+from orders.slips import Code, Quote, line_schedule, schedule
 from tests.conftest import run_at_once
 from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory, UserFactory
 
@@ -338,7 +338,8 @@ def test_the_scan_runs_a_fixed_number_of_queries_per_batch() -> None:
 
 
 def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
-    """orders.slips.schedule() and the with_lead_times() annotations define the same dates."""
+    """orders.slips.schedule() / line_schedule() and the with_lead_times() annotations define
+    the same dates, and per line the same re-quote count."""
     rng = random.Random(20230414)
     gpus = [GpuModelFactory(name=n) for n in ("A100 80GB SXM", "H100 SXM", "A10")]
     for _ in range(40):
@@ -365,6 +366,17 @@ def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
             (plan.baseline.delivery_date, plan.current.delivery_date) if plan else (None, None)
         )
         assert (order.baseline_delivery_date, order.current_delivery_date) == expected
+    # Per line, what the orders CSV shows: both dates and the re-quote count.
+    lines = OrderLine.objects.with_lead_times().prefetch_related("order__quotes")
+    for line in lines:
+        quotes = sorted(line.order.quotes.all(), key=lambda q: (q.quoted_on, q.pk))
+        line_plan = line_schedule(quotes, line.pk)
+        expected_line = (None, None, 0)
+        if line_plan:
+            baseline, current, applicable = line_plan
+            expected_line = (baseline.delivery_date, current.delivery_date, applicable - 1)
+        got = (line.baseline_delivery_date, line.current_delivery_date, line.requote_count)
+        assert got == expected_line, line
 
 
 @pytest.mark.postgres

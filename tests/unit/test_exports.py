@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+import random
+from datetime import date, timedelta
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orders import alerts, exports, services
-from orders.csv_format import ORDER_COLUMNS, QUOTE_COLUMNS
+from orders.csv_format import ORDER_COLUMNS, ORDER_DERIVED, QUOTE_COLUMNS
 from orders.demo import load_demo
 from orders.models import DeliveryQuote, PurchaseOrder, SlipAlert
 from tests.factories import (
@@ -169,6 +171,76 @@ def test_quotes_of_one_day_keep_entry_order_and_exports_are_byte_stable() -> Non
     assert _command("export_quotes") == text
 
 
+def test_rows_equal_the_with_lead_times_annotations_on_random_orders() -> None:
+    """The export computes the figures in Python; OrderLine.objects.with_lead_times() and
+    with_open_alerts() define them. Random orders: no lines or several, order- and line-level
+    quotes (same-day ones too), none, acknowledged alerts, text that needs quotes or `'`."""
+    rng = random.Random(20231126)
+    gpus = [GpuModelFactory(name=n) for n in ("A100 80GB SXM", "H100, SXM", '=A10 "x"')]
+    vendors = [VendorFactory(name=n) for n in ("Plain", "@Vendor, Inc.", 'Say "hi"\nthere')]
+    for n in range(60):
+        placed = D("2023-03-01") + timedelta(days=rng.randint(0, 60))
+        prefix = rng.choice(["PO-", "-PO-", "'+PO-", "PO,"])
+        order = PurchaseOrderFactory(
+            po_number=f"{prefix}{rng.randint(0, 999):03d}-{n}",
+            vendor=rng.choice(vendors),
+            placed_on=placed,
+            need_by=rng.choice([None, placed + timedelta(days=rng.randint(0, 120))]),
+        )
+        lines = [
+            OrderLineFactory(
+                order=order,
+                gpu_model=g,
+                quantity=rng.randint(1, 500),
+                unit_price=Decimal(rng.randint(0, 10**6)) / 100,
+            )
+            for g in rng.sample(gpus, rng.randint(0, 3))
+        ]
+        quoted_on = placed
+        for _ in range(rng.randint(0, 5)):
+            quoted_on += timedelta(days=rng.choice([0, 0, 3, 12]))
+            line = rng.choice([None, *lines])
+            delivery = quoted_on + timedelta(days=rng.randint(0, 250))
+            if not DeliveryQuote.objects.filter(
+                order=order, line=line, quoted_on=quoted_on, delivery_date=delivery
+            ).exists():
+                services.quote_add(
+                    order=order, line=line, quoted_on=quoted_on, delivery_date=delivery
+                )
+    alerts.scan_orders(today=D("2023-07-21"))
+    acknowledged = [a.pk for a in SlipAlert.objects.all() if rng.random() < 0.3]
+    alerts.alerts_acknowledge(alert_ids=acknowledged, user=None)
+
+    fields = (
+        "order__po_number",
+        "order__vendor__name",
+        "order__buyer__email",
+        "order__status",
+        "gpu_model__name",
+        "quantity",
+        "unit_price",
+        "order__currency",
+        "order__placed_on",
+        "order__need_by",
+        *ORDER_DERIVED,
+    )
+    for orders in (PurchaseOrder.objects.all(), PurchaseOrder.objects.filter(need_by=None)):
+        text_columns = [c in exports.TEXT_COLUMNS for c in ORDER_COLUMNS]
+        expected = [
+            [
+                exports.neutralise(exports._cell(v)) if is_text else exports._cell(v)
+                for v, is_text in zip(values, text_columns, strict=True)
+            ]
+            for values in exports.order_lines(orders).values_list(*fields)
+        ]
+        # The data has lines with and without quotes, and with and without open alerts.
+        assert {r[10] == "" for r in expected} == {r[-1] == "" for r in expected} == {True, False}
+        assert list(exports.order_rows(orders)) == expected
+        written = io.StringIO(newline="")
+        csv.writer(written).writerows([ORDER_COLUMNS, *expected])
+        assert "".join(exports.orders_csv(orders)) == written.getvalue()
+
+
 # --- Excel safety ---------------------------------------------------------------------------
 
 
@@ -291,25 +363,27 @@ def _orders(n: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "export",
+    ("export", "reads"),
     [
-        lambda: list(exports.orders_csv(PurchaseOrder.objects.all())),
-        lambda: list(exports.quotes_csv(PurchaseOrder.objects.all())),
-        lambda: _command("export_orders", "--slipping", "--status", "confirmed"),
-        lambda: _command("export_quotes"),
+        (lambda: list(exports.orders_csv(PurchaseOrder.objects.all())), 3),
+        (lambda: list(exports.quotes_csv(PurchaseOrder.objects.all())), 1),
+        (lambda: _command("export_orders", "--slipping", "--status", "confirmed"), 3),
+        (lambda: _command("export_quotes"), 1),
     ],
     ids=["orders_csv", "quotes_csv", "export_orders", "export_quotes"],
 )
 def test_an_export_runs_the_same_queries_for_3_and_60_orders(
-    django_assert_num_queries: Any, export: Any
+    django_assert_num_queries: Any, export: Any, reads: int
 ) -> None:
     _orders(3)
     with CaptureQueriesContext(connection) as small:
         export()
-    # One query reads the rows (PostgreSQL: a server-side cursor); the rest is transaction
-    # control and, on PostgreSQL, SET LOCAL jit = off.
-    reads = [q["sql"] for q in small.captured_queries if q["sql"].startswith(("SELECT", "DECLARE"))]
-    assert len(reads) == 1, reads
+    # Queries that read rows (PostgreSQL: server-side cursors): the orders file reads lines,
+    # quotes and alerts; the rest is transaction control (and settings on PostgreSQL).
+    selects = [
+        q["sql"] for q in small.captured_queries if q["sql"].startswith(("SELECT", "DECLARE"))
+    ]
+    assert len(selects) == reads, selects
     _orders(57)
     with django_assert_num_queries(len(small.captured_queries)):
         export()

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orders.slips import RANK, Code, OrderFacts, Quote, Thresholds, evaluate, schedule, worst
+from orders.slips import (
+    RANK,
+    Code,
+    OrderFacts,
+    Quote,
+    Thresholds,
+    evaluate,
+    line_schedule,
+    schedule,
+    worst,
+)
 
 D = date.fromisoformat
 PLACED = D("2023-04-14")
@@ -179,6 +189,17 @@ def test_line_quotes_override_for_their_line_and_the_order_waits_for_its_last_li
         D("2023-07-14"),
     )
     assert plan.current.id == 2
+
+
+def test_line_schedule_takes_the_order_level_quotes_and_the_lines_own() -> None:
+    quotes = [
+        Quote(1, D("2023-04-05"), D("2023-05-08")),
+        Quote(2, D("2023-04-28"), D("2023-07-14"), line_id=10),
+        Quote(3, D("2023-05-02"), D("2023-07-01"), line_id=11),
+    ]
+    assert line_schedule(quotes, 10) == (quotes[0], quotes[1], 2)
+    assert line_schedule(quotes, 12) == (quotes[0], quotes[0], 1)
+    assert line_schedule(quotes[1:], 12) is None
 
 
 def test_worst_finding() -> None:

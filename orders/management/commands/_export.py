@@ -26,11 +26,12 @@ def write_csv(
     header: Sequence[str],
     output: str | None,
     bom: bool,
+    csv_fields: bool = False,
 ) -> int:
     """Write the CSV to the file `output`, or to the command's stdout when None; return the
-    number of rows written (header excluded)."""
+    number of rows written (header excluded). csv_fields: as for csv_lines()."""
     counted = _Counted(rows)
-    blocks = csv_lines(counted, header=header, bom=bom)
+    blocks = csv_lines(counted, header=header, bom=bom, csv_fields=csv_fields)
     if output is None:
         for block in blocks:
             command.stdout.write(block, ending="")

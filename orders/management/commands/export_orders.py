@@ -52,7 +52,12 @@ class Command(BaseCommand):
                 raise CommandError(f'--vendor "{vendor}": no vendor has that name.')
             orders = orders.filter(vendor__name__iexact=vendor)
         rows = write_csv(
-            self, exports.order_rows(orders), header=ORDER_COLUMNS, output=output, bom=bom
+            self,
+            exports.order_rows(orders, csv_fields=True),
+            header=ORDER_COLUMNS,
+            output=output,
+            bom=bom,
+            csv_fields=True,
         )
         if output:
             self.stdout.write(f"Wrote {rows} order line(s) to {output}.")
