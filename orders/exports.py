@@ -166,7 +166,7 @@ def _selected(orders: QuerySet[PurchaseOrder]) -> QuerySet[PurchaseOrder]:
         query.annotations or query.distinct or query.combinator or query.is_sliced or query.extra
     )
     if plain:
-        return orders.order_by().select_related(None).prefetch_related(None)
+        return orders.order_by().prefetch_related(None)  # values_list() drops select_related
     return PurchaseOrder.objects.filter(pk__in=orders.order_by().values("pk"))
 
 

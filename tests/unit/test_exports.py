@@ -241,6 +241,20 @@ def test_rows_equal_the_with_lead_times_annotations_on_random_orders() -> None:
         assert "".join(exports.orders_csv(orders)) == written.getvalue()
 
 
+def test_every_line_of_the_selected_orders_whatever_the_queryset_joins(demo: None) -> None:
+    """A queryset filtering through lines selects orders; their rows are all their lines, once
+    each, as for a plain one."""
+    split = PurchaseOrder.objects.filter(po_number="PO-2023-0405")
+    gpus = ["A10", "A100 80GB SXM"]
+    through_lines = PurchaseOrder.objects.filter(lines__gpu_model__name__in=gpus)
+    assert through_lines.filter(po_number="PO-2023-0405").count() == 2  # a join, one row a line
+    rows = list(exports.order_rows(through_lines.filter(po_number="PO-2023-0405")))
+    assert rows == list(exports.order_rows(split))
+    assert [r[4] for r in rows] == ["A100 80GB SXM", "A10"]
+    everything = list(exports.order_rows(PurchaseOrder.objects.all()))
+    assert list(exports.order_rows(PurchaseOrder.objects.values("pk"))) == everything
+
+
 # --- Excel safety ---------------------------------------------------------------------------
 
 
