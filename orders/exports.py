@@ -260,22 +260,17 @@ def _order_rows(
             po, vendor_cell, buyer_cell, status_cell, currency_cell, placed, need = order_cells
             plan = line_schedule(order_quotes, line_id, _LINE_OF_QUOTE)
             if plan is None:
-                yield [
-                    po,
-                    vendor_cell,
-                    buyer_cell,
-                    status_cell,
-                    text[gpu_model],
-                    number[quantity],
-                    format(unit_price, "f"),
-                    currency_cell,
-                    placed,
-                    need,
-                    *_NO_FIGURES,
-                    alerts_cell,
-                ]
-                continue
-            (_, _, baseline), (_, _, current), applicable = plan
+                figures: Sequence[str] = _NO_FIGURES
+            else:
+                (_, _, baseline), (_, _, current), applicable = plan
+                figures = (
+                    iso[baseline],
+                    iso[current],
+                    number[(baseline - placed_on).days],
+                    number[(current - placed_on).days],
+                    number[(current - baseline).days],
+                    number[applicable - 1],
+                )
             yield [
                 po,
                 vendor_cell,
@@ -287,12 +282,7 @@ def _order_rows(
                 currency_cell,
                 placed,
                 need,
-                iso[baseline],
-                iso[current],
-                number[(baseline - placed_on).days],
-                number[(current - placed_on).days],
-                number[(current - baseline).days],
-                number[applicable - 1],
+                *figures,
                 alerts_cell,
             ]
     if next(quote_groups, None) is not None or next(alert_groups, None) is not None:
