@@ -123,9 +123,7 @@ def _latest_line_date(field: str) -> Subquery:
     from orders.models import LineSchedule
 
     latest = (
-        LineSchedule.objects.filter(order_id=OuterRef("pk"))
-        .order_by(F(field).desc())
-        .values(field)
+        LineSchedule.objects.filter(order_id=OuterRef("pk")).order_by(F(field).desc()).values(field)
     )
     return Subquery(latest[:1], output_field=models.DateField())
 
