@@ -3,9 +3,9 @@
 No ORM here. The scan (orders.alerts) loads facts in batches and calls `evaluate()`.
 
 Which quotes apply, and so the baseline and current dates, follow the same definition as the
-SQL in orders/querysets.py (a test checks both agree): a line's applicable quotes are the
-order-level ones plus its own; earliest is baseline, latest current; the order's dates are the
-latest of its lines'.
+triggers in orders/db_schedule.py that keep LineSchedule (tests check both agree): a line's
+applicable quotes are the order-level ones plus its own; earliest is baseline, latest
+current; the order's dates are the latest of its lines'.
 """
 
 from __future__ import annotations
