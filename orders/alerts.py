@@ -25,6 +25,7 @@ from orders.bulk import insert_ignoring_conflicts, insert_notices
 from orders.dates import today as local_today
 from orders.models import (
     AlertNotice,
+    DeliveryQuote,
     OrderLine,
     PriceAlert,
     PurchaseOrder,
@@ -158,45 +159,20 @@ def _scan_batch(
     limits: Thresholds,
     result: ScanResult,
 ) -> None:
-    """Three reads, then at most three writes (new alerts, their recipients, notices); with
+    """Four reads, then at most three writes (new alerts, their recipients, notices); with
     new alerts, one more read for team leads (two and a write when a team waits on them)."""
-    # Each line's received quantity and its schedule (kept by the database as quotes arrive),
-    # so the scan reads one row per line, never the quotes themselves.
-    lines: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    plans: dict[int, list[tuple[Quote, Quote]]] = defaultdict(list)
-    for (
-        order_id,
-        quantity,
-        received,
-        baseline_id,
-        baseline_quoted_on,
-        baseline_due,
-        current_id,
-        current_quoted_on,
-        current_due,
-    ) in (
+    lines: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for line_id, order_id, quantity, received in (
         OrderLine.objects.filter(scope)
         .annotate(received=Coalesce(Sum("deliveries__quantity"), 0))
-        .values_list(
-            "order_id",
-            "quantity",
-            "received",
-            "schedule__baseline_quote_id",
-            "schedule__baseline_quoted_on",
-            "schedule__baseline_delivery_date",
-            "schedule__current_quote_id",
-            "schedule__current_quoted_on",
-            "schedule__current_delivery_date",
-        )
+        .values_list("id", "order_id", "quantity", "received")
     ):
-        lines[order_id].append((quantity, received))
-        if baseline_id is not None:
-            plans[order_id].append(
-                (
-                    Quote(baseline_id, baseline_quoted_on, baseline_due),
-                    Quote(current_id, current_quoted_on, current_due),
-                )
-            )
+        lines[order_id].append((line_id, quantity, received))
+    quotes: dict[int, list[Quote]] = defaultdict(list)
+    for pk, order_id, line_id, quoted_on, delivery_date in DeliveryQuote.objects.filter(
+        scope
+    ).values_list("id", "order_id", "line_id", "quoted_on", "delivery_date"):
+        quotes[order_id].append(Quote(pk, quoted_on, delivery_date, line_id))
     # The latest date already alerted per (order, code): a re-quote that is not later than it
     # is not a new fact, so nobody is told the same thing twice. Alerts nobody was told about
     # (no recipient then, or found before this code existed) are told now.
@@ -216,19 +192,19 @@ def _scan_batch(
     new_alerts = []
     for order_id, placed_on, need_by, status in batch:
         order_lines = lines.get(order_id, ())
-        line_plans = plans.get(order_id, ())
         facts = OrderFacts(
             placed_on=placed_on,
             status=status,
-            line_plans=line_plans,
+            quotes=quotes.get(order_id, ()),
+            line_ids=[line_id for line_id, _, _ in order_lines],
             need_by=need_by,
             fully_received=bool(order_lines)
-            and all(received >= quantity for quantity, received in order_lines),
+            and all(received >= quantity for _, quantity, received in order_lines),
         )
         findings = evaluate(facts, today, limits)
         if not findings:
             continue
-        due = {q.id: q.delivery_date for plan in line_plans for q in plan}
+        due = {q.id: q.delivery_date for q in facts.quotes}
         for finding in findings:
             result.findings[finding.code] += 1
             previous = alerted.get((order_id, finding.code))

@@ -1,9 +1,9 @@
 """CSV exports: the one writer behind `manage.py export_orders/export_quotes` and the admin.
 
 Selectors and formatting only, no state changes. Each export runs a fixed number of SQL
-queries whatever its size (quotes: one; orders: two, walked side by side, the figures from
-each line's LineSchedule), read with `.iterator()` in chunks, in one transaction, and written
-a block at a time, so memory stays flat and a response can stream.
+queries whatever its size (quotes: one; orders: three, walked side by side, with the figures
+computed here by orders.slips.line_schedule), read with `.iterator()` in chunks, in one
+transaction, and written a block at a time, so memory stays flat and a response can stream.
 
 Columns follow orders.csv_format. Cells are text a spreadsheet will not run: a text cell that
 starts like a formula (`=`, `+`, `-`, `@`, tab, CR) gets a leading `'` (see `neutralise`).
@@ -27,6 +27,7 @@ from django.db.models import FilteredRelation, Q, QuerySet
 
 from orders.csv_format import ORDER_COLUMNS, ORDER_DERIVED, QUOTE_COLUMNS
 from orders.models import DeliveryQuote, OrderLine, PurchaseOrder
+from orders.slips import line_schedule
 
 CHUNK_SIZE = 2000  # rows per database round trip
 BLOCK_ROWS = 500  # rows per string handed to a file or an HTTP response
@@ -107,7 +108,7 @@ def _one_read() -> Iterator[None]:
 
     PostgreSQL streams a server-side cursor inside a transaction (outside one Django declares
     it WITH HOLD, which computes the whole result before handing over the first row). When
-    the export opens the transaction it makes it REPEATABLE READ: the orders file reads two
+    the export opens the transaction it makes it REPEATABLE READ: the orders file reads three
     queries side by side, and under READ COMMITTED each would see the data as of its own
     start. Inside a caller's transaction its isolation applies (and order_rows() stops with
     an error if the streams disagree on which orders there are). SQLite transactions are
@@ -147,12 +148,13 @@ class _Memo(dict[Any, str]):
 
 
 _NO_FIGURES = ("", "", "", "", "", "0")  # a line without quotes: no dates, no re-quotes
+_LINE_OF_QUOTE = itemgetter(1)  # quote rows are (order id, line id, delivery date)
 _ALERT_CODE = itemgetter(1)  # alert rows are (order id, code)
 _ENDED: tuple[None, Iterator[Any]] = (None, iter(()))  # a stream that ran out
 
 
 def _selected(orders: QuerySet[PurchaseOrder]) -> QuerySet[PurchaseOrder]:
-    """The orders to read the two streams from.
+    """The orders to read the three streams from.
 
     `orders` itself when it filters on the order's own columns only (`PurchaseOrder.objects
     .all()`, `.filter(status=...)`, `pk__in=[...]`): the database then reads just those
@@ -173,26 +175,24 @@ def _open_alerts(codes: frozenset[str | None]) -> str:
 
 
 def order_rows(orders: QuerySet[PurchaseOrder], *, csv_fields: bool = False) -> Iterator[list[str]]:
-    """One row per order line of `orders`, columns as ORDER_COLUMNS; two queries in all.
+    """One row per order line of `orders`, columns as ORDER_COLUMNS; three queries in all.
 
     With csv_fields=True text cells come as csv.writer writes them (quoted if need be), so
     a row is written by joining it with commas: no other cell ever needs quotes.
 
-    The figures follow OrderLine.objects.with_lead_times(): each line's LineSchedule, which
-    the database keeps as quotes arrive. Two streams sorted alike by (po_number, order id):
-    the orders with their lines and schedules, and with their open alert codes. Each is an
-    outer join, so both have every order (no lines or alerts read as one row of NULLs) and
-    they are walked in step; per-line subqueries cost several times as much
-    (bench/export_orders.py).
+    The figures follow OrderLine.objects.with_lead_times() (the rule is
+    orders.slips.line_schedule) but are computed here, from three streams sorted alike by
+    (po_number, order id): the orders with their lines, with their quotes by (quoted_on, id),
+    and with their open alert codes. Each is an outer join, so every stream has every order
+    (no lines, quotes or alerts read as one row of NULLs) and they are walked in step.
+    Per-line correlated subqueries cost several times as much (bench/export_orders.py).
     """
     selected = _selected(orders)
     lines = selected.order_by("po_number", "pk", "lines__id").values_list(
-        "pk",
-        "lines__id",
-        *_ORDER_SOURCES.values(),
-        "lines__schedule__baseline_delivery_date",
-        "lines__schedule__current_delivery_date",
-        "lines__schedule__quote_count",
+        "pk", "lines__id", *_ORDER_SOURCES.values()
+    )
+    quotes = selected.order_by("po_number", "pk", "quotes__quoted_on", "quotes__id").values_list(
+        "pk", "quotes__line_id", "quotes__delivery_date"
     )
     open_alert = FilteredRelation("alerts", condition=Q(alerts__acknowledged_at__isnull=True))
     alerts = (
@@ -203,6 +203,7 @@ def order_rows(orders: QuerySet[PurchaseOrder], *, csv_fields: bool = False) -> 
     with _one_read():
         yield from _order_rows(
             lines.iterator(chunk_size=CHUNK_SIZE),
+            quotes.iterator(chunk_size=CHUNK_SIZE),
             alerts.iterator(chunk_size=CHUNK_SIZE),
             text_cell=_csv_text if csv_fields else neutralise,
         )
@@ -210,18 +211,24 @@ def order_rows(orders: QuerySet[PurchaseOrder], *, csv_fields: bool = False) -> 
 
 def _order_rows(
     lines: Iterable[tuple[Any, ...]],
+    quotes: Iterable[tuple[Any, ...]],
     alerts: Iterable[tuple[Any, ...]],
     *,
     text_cell: Callable[[str], str],
 ) -> Iterator[list[str]]:
-    """order_rows() from its two streams, walked in step (no database here)."""
+    """order_rows() from its three streams, walked in step (no database here)."""
     text, iso, number = _Memo(text_cell), _Memo(date.isoformat), _Memo(str)
     open_alerts = _Memo(_open_alerts)  # at most one entry per subset of the alert codes
+    quote_groups = groupby(quotes, key=itemgetter(0))
     alert_groups = groupby(alerts, key=itemgetter(0))
     for order_id, order_lines in groupby(lines, key=itemgetter(0)):
+        quotes_of, quote_group = next(quote_groups, _ENDED)
         alerts_of, alert_group = next(alert_groups, _ENDED)
-        if order_id != alerts_of:
-            raise RuntimeError("orders export: lines and alerts out of step")
+        if not order_id == quotes_of == alerts_of:
+            raise RuntimeError("orders export: lines, quotes and alerts out of step")
+        order_quotes = list(quote_group)
+        if order_quotes[0][2] is None:  # the NULL row of an order without quotes
+            order_quotes = []
         alerts_cell = open_alerts[frozenset(map(_ALERT_CODE, alert_group))]
         order_cells: tuple[str, ...] = ()
         for (
@@ -237,9 +244,6 @@ def _order_rows(
             currency,
             placed_on,
             need_by,
-            baseline,
-            current,
-            quote_count,
         ) in order_lines:
             if line_id is None:  # the NULL row of an order without lines: no row
                 continue
@@ -254,16 +258,18 @@ def _order_rows(
                     "" if need_by is None else iso[need_by],
                 )
             po, vendor_cell, buyer_cell, status_cell, currency_cell, placed, need = order_cells
-            if baseline is None:  # no quote applies to the line yet
+            plan = line_schedule(order_quotes, line_id, _LINE_OF_QUOTE)
+            if plan is None:
                 figures: Sequence[str] = _NO_FIGURES
             else:
+                (_, _, baseline), (_, _, current), applicable = plan
                 figures = (
                     iso[baseline],
                     iso[current],
                     number[(baseline - placed_on).days],
                     number[(current - placed_on).days],
                     number[(current - baseline).days],
-                    number[quote_count - 1],
+                    number[applicable - 1],
                 )
             yield [
                 po,
@@ -279,8 +285,8 @@ def _order_rows(
                 *figures,
                 alerts_cell,
             ]
-    if next(alert_groups, None) is not None:
-        raise RuntimeError("orders export: lines and alerts out of step")
+    if next(quote_groups, None) is not None or next(alert_groups, None) is not None:
+        raise RuntimeError("orders export: lines, quotes and alerts out of step")
 
 
 def order_quotes(orders: QuerySet[PurchaseOrder]) -> QuerySet[DeliveryQuote]:

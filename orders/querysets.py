@@ -7,9 +7,6 @@ later order-level re-quote applies to every line again.
 
 An order is delivered when its last line is, so its baseline and current delivery dates are
 the latest of its lines' (orders without lines fall back to their order-level quotes).
-
-Per line these are kept in LineSchedule by database triggers (orders/db_schedule.py), so
-reads join one row per line instead of ranking every quote.
 """
 
 from __future__ import annotations
@@ -65,6 +62,12 @@ def _quote_model() -> type[models.Model]:
     return DeliveryQuote
 
 
+def _line_model() -> type[models.Model]:
+    from orders.models import OrderLine
+
+    return OrderLine
+
+
 def _alert_model() -> type[models.Model]:
     from orders.models import SlipAlert
 
@@ -114,18 +117,25 @@ def _open_alert_codes(order_ref: str) -> Subquery:
     return Subquery(alerts, output_field=CharField())
 
 
+def _line_quotes(line_ref: str, order_ref: str) -> Q:
+    """Quotes that apply to the line at `line_ref` of the order at `order_ref`."""
+    return Q(order_id=OuterRef(order_ref)) & (Q(line__isnull=True) | Q(line_id=OuterRef(line_ref)))
+
+
 def _order_level_quotes(order_ref: str) -> Q:
     return Q(order_id=OuterRef(order_ref), line__isnull=True)
 
 
-def _latest_line_date(field: str) -> Subquery:
-    """The latest, over the order's lines, of their schedules' `field` (a date)."""
-    from orders.models import LineSchedule
-
-    latest = (
-        LineSchedule.objects.filter(order_id=OuterRef("pk")).order_by(F(field).desc()).values(field)
+def _latest_line_date(*, latest_quote: bool) -> Subquery:
+    """The latest, over the order's lines, of each line's baseline or current date."""
+    lines = (
+        _line_model()
+        .objects.filter(order_id=OuterRef("pk"))
+        .annotate(d=_quote_date(_line_quotes("pk", "order_id"), latest=latest_quote))
+        .order_by(F("d").desc(nulls_last=True))
+        .values("d")
     )
-    return Subquery(latest[:1], output_field=models.DateField())
+    return Subquery(lines[:1], output_field=models.DateField())
 
 
 class PurchaseOrderQuerySet(models.QuerySet):
@@ -139,12 +149,12 @@ class PurchaseOrderQuerySet(models.QuerySet):
         quotes = _quote_model().objects.filter(order_id=OuterRef("pk"))
         return self.annotate(
             baseline_delivery_date=Coalesce(
-                _latest_line_date("baseline_delivery_date"),
+                _latest_line_date(latest_quote=False),
                 _quote_date(_order_level_quotes("pk"), latest=False),
                 output_field=models.DateField(),
             ),
             current_delivery_date=Coalesce(
-                _latest_line_date("current_delivery_date"),
+                _latest_line_date(latest_quote=True),
                 _quote_date(_order_level_quotes("pk"), latest=True),
                 output_field=models.DateField(),
             ),
@@ -168,15 +178,16 @@ class PurchaseOrderQuerySet(models.QuerySet):
 
 class OrderLineQuerySet(models.QuerySet):
     def with_lead_times(self) -> OrderLineQuerySet:
-        """Per line: baseline/current delivery date, lead days, slip and re-quote count, read
-        from its LineSchedule (kept by triggers; one LEFT JOIN)."""
+        """Per line: baseline/current delivery date, lead days, slip and re-quote count."""
+        applicable = _line_quotes("pk", "order_id")
+        quotes = _quote_model().objects.filter(applicable)
         return self.annotate(
-            baseline_delivery_date=F("schedule__baseline_delivery_date"),
-            current_delivery_date=F("schedule__current_delivery_date"),
+            baseline_delivery_date=_quote_date(applicable, latest=False),
+            current_delivery_date=_quote_date(applicable, latest=True),
             baseline_lead_days=DaysBetween(F("baseline_delivery_date"), F("order__placed_on")),
             current_lead_days=DaysBetween(F("current_delivery_date"), F("order__placed_on")),
             slip_days=DaysBetween(F("current_delivery_date"), F("baseline_delivery_date")),
-            requote_count=Coalesce(F("schedule__quote_count") - 1, 0),
+            requote_count=Greatest(_count(quotes) - 1, 0),
         )
 
     def with_open_alerts(self) -> OrderLineQuerySet:

@@ -3,9 +3,9 @@
 No ORM here. The scan (orders.alerts) loads facts in batches and calls `evaluate()`.
 
 Which quotes apply, and so the baseline and current dates, follow the same definition as the
-triggers in orders/db_schedule.py that keep LineSchedule (tests check both agree): a line's
-applicable quotes are the order-level ones plus its own; earliest is baseline, latest
-current; the order's dates are the latest of its lines'.
+SQL in orders/querysets.py (a test checks both agree): a line's applicable quotes are the
+order-level ones plus its own; earliest is baseline, latest current; the order's dates are the
+latest of its lines'.
 """
 
 from __future__ import annotations
@@ -54,17 +54,12 @@ class Quote:
 
 @dataclass(frozen=True)
 class OrderFacts:
-    """What the rules judge an order by. Its schedule comes from `line_plans`, each line's
-    (baseline, current) quote when already worked out (the scan reads them from
-    LineSchedule), else from `quotes` and `line_ids`."""
-
     placed_on: date
     status: str
-    quotes: Sequence[Quote] = ()
+    quotes: Sequence[Quote]
     line_ids: Sequence[int] = ()
     need_by: date | None = None
     fully_received: bool = False
-    line_plans: Sequence[tuple[Quote, Quote]] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,34 +113,20 @@ def _key(quote: Quote) -> tuple[date, int]:
     return (quote.quoted_on, quote.id)
 
 
-def _latest(quote: Quote) -> tuple[date, date, int]:
-    return (quote.delivery_date, quote.quoted_on, quote.id)
-
-
-def order_schedule(line_plans: Iterable[tuple[Quote, Quote]]) -> Schedule | None:
-    """An order's baseline and current quote from its lines' (baseline, current) quotes: the
-    order is complete when its last line is; ties go to the later quote. None: no line has
-    a quote."""
-    plans = list(line_plans)
-    if not plans:
-        return None
-    baseline = max((b for b, _ in plans), key=_latest)
-    current = max((c for _, c in plans), key=_latest)
-    return Schedule(baseline, current)
-
-
 def schedule(quotes: Iterable[Quote], line_ids: Iterable[int] = ()) -> Schedule | None:
-    """Baseline and current quote of an order, or None when it has no applicable quote.
-    Orders without lines fall back to their order-level quotes."""
+    """Baseline and current quote of an order, or None when it has no applicable quote."""
     quotes = sorted(quotes, key=_key)
-    per_line = [
-        (plan[0], plan[1])
-        for line_id in line_ids
-        if (plan := line_schedule(quotes, line_id)) is not None
-    ]
-    if per_line:
-        return order_schedule(per_line)
     order_level = [q for q in quotes if q.line_id is None]
+    per_line = []
+    for line_id in line_ids:
+        plan = line_schedule(quotes, line_id)
+        if plan is not None:
+            per_line.append(plan[:2])
+    if per_line:
+        # The order is complete when its last line is; ties go to the later quote.
+        baseline = max((b for b, _ in per_line), key=lambda q: (q.delivery_date, _key(q)))
+        current = max((c for _, c in per_line), key=lambda q: (q.delivery_date, _key(q)))
+        return Schedule(baseline, current)
     if order_level:
         return Schedule(order_level[0], order_level[-1])
     return None
@@ -170,10 +151,7 @@ def evaluate(order: OrderFacts, today: date, thresholds: Thresholds) -> list[Fin
     orders never quoted raise nothing."""
     if order.status not in OPEN_STATUSES:
         return []
-    if order.line_plans is None:
-        plan = schedule(order.quotes, order.line_ids)
-    else:
-        plan = order_schedule(order.line_plans)
+    plan = schedule(order.quotes, order.line_ids)
     if plan is None:
         return []
     base, cur = plan.baseline.delivery_date, plan.current.delivery_date

@@ -361,53 +361,6 @@ class DeliveryQuote(models.Model):
             raise ValidationError(errors)
 
 
-class LineSchedule(models.Model):
-    """A line's baseline and current quote and how many quotes apply to it: derived data,
-    written only by database triggers as quotes and lines come and go (orders/db_schedule.py),
-    so the scan, the export and the dashboard read one row per line instead of every quote.
-
-    The rule is orders.slips.line_schedule; tests check the triggers agree with it. No
-    foreign key constraints: the triggers keep the rows right, and checking keys would lock
-    the quotes and orders named by every row written.
-    """
-
-    line = models.OneToOneField(
-        OrderLine,
-        on_delete=models.DO_NOTHING,  # a trigger removes the row with its line
-        primary_key=True,
-        related_name="schedule",
-        db_constraint=False,
-    )
-    order = models.ForeignKey(
-        PurchaseOrder, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
-    )
-    baseline_quote = models.ForeignKey(
-        DeliveryQuote,
-        on_delete=models.DO_NOTHING,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
-    baseline_quoted_on = models.DateField()
-    baseline_delivery_date = models.DateField()
-    current_quote = models.ForeignKey(
-        DeliveryQuote,
-        on_delete=models.DO_NOTHING,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
-    current_quoted_on = models.DateField()
-    current_delivery_date = models.DateField()
-    quote_count = models.PositiveIntegerField()
-
-    class Meta:
-        default_permissions = ("view",)
-
-    def __str__(self) -> str:
-        return f"line {self.line_id}: {self.baseline_delivery_date} -> {self.current_delivery_date}"
-
-
 class Delivery(models.Model):
     """GPUs of one order line that really arrived, on the day they arrived."""
 

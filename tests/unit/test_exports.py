@@ -379,9 +379,9 @@ def _orders(n: int) -> None:
 @pytest.mark.parametrize(
     ("export", "reads"),
     [
-        (lambda: list(exports.orders_csv(PurchaseOrder.objects.all())), 2),
+        (lambda: list(exports.orders_csv(PurchaseOrder.objects.all())), 3),
         (lambda: list(exports.quotes_csv(PurchaseOrder.objects.all())), 1),
-        (lambda: _command("export_orders", "--slipping", "--status", "confirmed"), 2),
+        (lambda: _command("export_orders", "--slipping", "--status", "confirmed"), 3),
         (lambda: _command("export_quotes"), 1),
     ],
     ids=["orders_csv", "quotes_csv", "export_orders", "export_quotes"],
@@ -392,8 +392,8 @@ def test_an_export_runs_the_same_queries_for_3_and_60_orders(
     _orders(3)
     with CaptureQueriesContext(connection) as small:
         export()
-    # Queries that read rows (PostgreSQL: server-side cursors): the orders file reads lines
-    # (with their schedules) and alerts; the rest is transaction control (and settings on PostgreSQL).
+    # Queries that read rows (PostgreSQL: server-side cursors): the orders file reads lines,
+    # quotes and alerts; the rest is transaction control (and settings on PostgreSQL).
     selects = [
         q["sql"] for q in small.captured_queries if q["sql"].startswith(("SELECT", "DECLARE"))
     ]
