@@ -441,7 +441,15 @@ class SlipAlertAdmin(admin.ModelAdmin):
 class OutboxEmailAdmin(admin.ModelAdmin):
     """The alert emails: what was sent to whom, and what is waiting for a retry."""
 
-    list_display = ["created_at", "recipient_email", "subject", "status", "attempts", "sent_at"]
+    list_display = [
+        "created_at",
+        "recipient_email",
+        "subject",
+        "status",
+        "attempts",
+        "sent_at",
+        "last_error",
+    ]
     list_filter = ["status"]
     search_fields = ["recipient_email", "subject"]
     readonly_fields = [f.name for f in OutboxEmail._meta.fields]

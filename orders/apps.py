@@ -7,6 +7,6 @@ class OrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orders import db_functions
+        from orders import checks, db_functions  # noqa: F401  (checks registers itself)
 
         db_functions.install()

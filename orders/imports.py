@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.functions import Lower
 
@@ -226,8 +226,12 @@ def _import(
     except _FileError as exc:
         report.errors.append(RowError(exc.row, "", "", str(exc)))
         return report
-    checked = plan(rows, report)
-    checked.check()
+    try:
+        checked = plan(rows, report)
+        checked.check()
+    except DB_FAILURES as exc:  # reading what is recorded: nothing written yet
+        report.errors.append(RowError(None, "", "", _database_failure(exc)))
+        return report
     report.errors.sort(key=lambda error: error.row or 0)  # stable: a row's errors keep order
     if report.ok and not report.dry_run:
         _write(report, checked.write)
@@ -254,12 +258,42 @@ def _source(filename: str) -> str:
     return source if len(source) <= 100 else source[:97] + "..."
 
 
+# The connection lost (server restarted, backend terminated, network gone) or the transaction
+# ended by the server (deadlock, serialization failure, lock or statement timeout).
+DB_FAILURES = (OperationalError, InterfaceError)
+
+
+def _database_failure(exc: Exception) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # PostgreSQL: SQLSTATE class 08 is a connection failure, 57P an administrator's or a
+    # crash's shutdown (pg_terminate_backend, a restart); no SQLSTATE, a dropped socket.
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
+    lost = isinstance(exc, InterfaceError) or (
+        connection.vendor == "postgresql" and (not sqlstate or sqlstate.startswith(("08", "57P")))
+    )
+    what = "The database connection was lost" if lost else "The database stopped the import"
+    return (
+        f"{what} ({reason}). Nothing was imported: the file is written in one transaction, "
+        "and it was not committed. Import the file again."
+    )
+
+
 def _write(report: ImportReport, write: Any) -> None:
     """Run the writes in one transaction. Validation ran on what the database held a moment
-    ago; if another import or an edit got in between, the database refuses and nothing stays."""
+    ago; if another import or an edit got in between, the database refuses and nothing stays.
+    If the connection is lost (or the server ends the transaction) before the commit, nothing
+    stays either, and the report says so instead of raising."""
+    committed: list[bool] = []
     try:
         with transaction.atomic():
+            # First of the commit hooks (the slip checks come after): a failure once this ran
+            # is not the import's, which went through.
+            transaction.on_commit(lambda: committed.append(True))
             write()
+    except DB_FAILURES as exc:
+        if committed:
+            raise
+        report.errors.append(RowError(None, "", "", _database_failure(exc)))
     except (IntegrityError, ValidationError) as exc:
         reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         reason = " ".join(reason.split())  # PostgreSQL's DETAIL and CONTEXT lines

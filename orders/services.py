@@ -133,11 +133,11 @@ def orders_check_after_commit(*, order_ids: Iterable[int]) -> None:
     """Queue a slip check of the orders once the current transaction commits (so the worker
     sees the new rows): one task per batch of orders, so a bulk import of 100,000 orders
     queues 50 tasks, not 100,000."""
-    from orders.tasks import check_orders
+    from orders.tasks import check_orders, queue_after_commit
 
     ids, size = sorted(set(order_ids)), settings.SLIP_SCAN_BATCH_SIZE
     for chunk in (ids[start : start + size] for start in range(0, len(ids), size)):
-        transaction.on_commit(lambda chunk=chunk: check_orders.delay(chunk))
+        queue_after_commit(check_orders, chunk, otherwise="the daily scan will judge these orders.")
 
 
 @transaction.atomic
@@ -246,6 +246,6 @@ def prices_add_bulk(*, prices: Sequence[PriceQuote]) -> int:
 
 
 def prices_check_after_commit() -> None:
-    from orders.tasks import check_prices
+    from orders.tasks import check_prices, queue_after_commit
 
-    transaction.on_commit(check_prices.delay)
+    queue_after_commit(check_prices, otherwise="the daily scan will judge the prices.")

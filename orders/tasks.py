@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import OperationalError, transaction
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from orders import alerts, notifications, prices
 
+logger = logging.getLogger(__name__)
+
 # Database hiccups are worth retrying; a bug is not.
 TRANSIENT_DB = (OperationalError,)
-TRANSIENT_SMTP = (smtplib.SMTPException, OSError)
+# Every SMTP failure is retried: refused (4xx or 5xx), timed out, unreachable. No reply is taken
+# as final, a "permanent" 5xx included: from a relay it is as often this side's fault (relay
+# access, authentication, the sender's address, a size limit) as the recipient's, and giving up
+# would lose the alert. The task retries 10 times with backoff (random waits of up to 1 s, 2 s,
+# 4 s ... 512 s: within about 17 min); then the outbox sweep re-queues the digest every 10
+# minutes until the server accepts it. Meanwhile it is `failed`, with the server's reply in
+# last_error, under Alert emails in the admin.
+SMTP_FAILURES = (smtplib.SMTPException, OSError)
+
+
+def queue_after_commit(task: Task, *args: Any, otherwise: str) -> None:
+    """Queue `task(*args)` once the current transaction commits (at once outside one). With
+    the broker unreachable, what was committed stays committed (a saved quote gets no error
+    page): the failure is logged, saying which periodic task makes up for it (`otherwise`)."""
+
+    def send() -> None:
+        try:
+            task.delay(*args)
+        except BrokerOperationalError as exc:
+            logger.error("Could not queue %s (%s); %s", task.name, exc, otherwise)
+
+    send.__qualname__ = f"queue_after_commit({task.name})"  # what on_commit's errors name
+    transaction.on_commit(send)
 
 
 def enqueue_sends(email_ids: list[int]) -> None:
     """Queue one send task per digest once the digests are committed."""
     for email_id in email_ids:
-        transaction.on_commit(lambda email_id=email_id: send_alert_email.delay(email_id))
+        queue_after_commit(
+            send_alert_email, email_id, otherwise="the outbox sweep will send the digest."
+        )
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_DB, retry_backoff=True, max_retries=5)
@@ -56,7 +84,7 @@ def check_prices() -> dict[str, Any]:
 
 @shared_task(
     acks_late=True,
-    autoretry_for=TRANSIENT_SMTP + TRANSIENT_DB,
+    autoretry_for=SMTP_FAILURES + TRANSIENT_DB,
     retry_backoff=True,
     retry_backoff_max=600,
     max_retries=10,

@@ -143,6 +143,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis holds each task a worker took, unacknowledged, until the task ends (acks_late). If the
+# worker dies without handing it back (SIGKILL, OOM kill, lost host), Redis delivers it again
+# once it has been out this many seconds. It must exceed the longest run (the time limit) and
+# the longest retry countdown (send_alert_email: 600 s), or a task still running or waiting
+# for its retry is delivered a second time; the price is that long a wait after a hard crash.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600),
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Slip rules and alerts -------------------------------------------------------------------

@@ -45,7 +45,7 @@ def _quote(order: PurchaseOrder, quoted_on: str, delivery: str, capture: Any) ->
     with capture(execute=True) as callbacks:
         services.quote_add(order=order, quoted_on=D(quoted_on), delivery_date=D(delivery))
     # One slip check per new quote, after commit (the digests it sends add their own).
-    checks = [c for c in callbacks if "orders_check_after_commit" in c.__qualname__]
+    checks = [c for c in callbacks if "orders.tasks.check_orders" in c.__qualname__]
     assert len(checks) == 1
 
 
@@ -280,6 +280,30 @@ def test_a_sender_that_died_mid_send_is_retried_by_the_sweep(settings: Any) -> N
     )
     assert notifications.sweep_outbox() == [email_id]
     assert OutboxEmail.objects.get(pk=email_id).status == "failed"
+
+
+def test_a_digest_to_an_address_that_never_works_stops_once_the_user_is_deactivated() -> None:
+    """README, Faults and recovery: a refused digest is retried until accepted; for an address
+    that will never work, deactivate the user and delete the digest in the admin."""
+    order = _order()
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))
+    [email_id] = notifications.build_digests()
+    OutboxEmail.objects.filter(pk=email_id).update(
+        status="failed", attempts=11, last_error="SMTPRecipientsRefused: 550 5.1.1 No such user"
+    )
+    order.buyer.is_active = False
+    order.buyer.save()
+    OutboxEmail.objects.get(pk=email_id).delete()  # what the admin's delete does
+
+    notices = AlertNotice.objects.filter(alert__order=order)
+    assert notices.exists()
+    assert not notices.exclude(email=None).exists()  # back to waiting for a digest
+    assert notifications.build_digests() == []
+    assert set(notices.values_list("skipped_reason", flat=True)) == {
+        notifications.SKIPPED_NO_ACCESS
+    }
+    assert notifications.sweep_outbox() == []
 
 
 def test_scan_slips_prints_counts_per_rule() -> None:

@@ -127,6 +127,18 @@ def test_redis_has_healthcheck() -> None:
     assert "redis-cli ping" in " ".join(service("redis")["healthcheck"]["test"])
 
 
+def test_redis_keeps_the_queue_across_restarts() -> None:
+    """An append-only file fsynced every second, on the named volume: queued tasks survive a
+    restart or a crash of Redis (tests/integration/test_fault_broker_restart.py runs Redis
+    with this very command)."""
+    redis = service("redis")
+    options = " ".join(redis["command"])
+    assert options.startswith("redis-server ")
+    assert "--appendonly yes" in options
+    assert "--appendfsync everysec" in options
+    assert any(volume.startswith("redis-data:/data") for volume in redis["volumes"])
+
+
 def is_required_reference(value: str, name: str) -> bool:
     """`${NAME:?message}`: compose refuses to start without it, and there is no default."""
     return re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", value) is not None

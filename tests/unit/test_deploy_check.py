@@ -55,3 +55,15 @@ def test_fails_on_the_embedded_defaults() -> None:
     for issue in ("security.W009", "security.W004", "security.W008", "security.W012"):
         assert issue in output, output
     assert "security.W016" in output, output
+
+
+def test_fails_on_a_broker_visibility_timeout_below_the_longest_task() -> None:
+    env = dict(os.environ)
+    env.update(PRODUCTION)
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+    env["CELERY_BROKER_VISIBILITY_TIMEOUT"] = "600"  # send_alert_email waits up to 600 s
+    result = check_deploy(env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "orders.W001" in output, output
+    assert "CELERY_BROKER_VISIBILITY_TIMEOUT (600 s)" in output, output
