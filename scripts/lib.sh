@@ -41,12 +41,16 @@ _apt_install() {
 
 ensure_system_packages() {
   # PostgreSQL and Redis servers come from Debian's packages; `ensure_system_packages chromium`
-  # adds the browser the e2e tests drive (Playwright's own browser download is never used).
+  # adds the browser the e2e tests drive (Playwright's own browser download is never used);
+  # `ensure_system_packages wrk` the HTTP load generator bench/load.sh drives.
   local missing=()
   [[ -n "$(pg_bin)" && -x "$(pg_bin)/initdb" ]] || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
   if [[ " $* " == *" chromium "* ]]; then
     [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  fi
+  if [[ " $* " == *" wrk "* ]]; then
+    command -v wrk >/dev/null || missing+=(wrk)
   fi
   _apt_install "${missing[@]}"
 }
