@@ -511,7 +511,7 @@ class Bench:
         """A fresh gunicorn for each target: requests wrk left in flight when it stopped
         finish (gunicorn's graceful stop waits for them) before the next target starts.
         Logs in on the first start; the session lives in the database, so it carries over."""
-        log = self.workdir / f"gunicorn-{label}.log"
+        self.log = log = self.workdir / f"gunicorn-{label}.log"
         with gunicorn(
             port=self.port, workers=self.args.workers, log=log, pidfile=self.workdir / "pid"
         ) as base_url:
@@ -521,7 +521,6 @@ class Bench:
                 yield base_url
             finally:
                 self.loads.append(load_average())
-                self.log = log
 
     def fail(self, name: str, problems: list[str]) -> None:
         self.failures.append(f"{name}: {'; '.join(problems)}")
@@ -544,6 +543,8 @@ class Bench:
                 )
                 print("  " + output.strip().replace("\n", "\n  "), flush=True)
                 problems = result.problems() if result else ["wrk failed (output above)"]
+                if result is not None and result.requests == 0:
+                    problems.append(f"a longer --duration than {self.args.duration} s may help")
         if problems:
             self.fail(target.name, problems)
         if result is None:
