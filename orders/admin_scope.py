@@ -8,7 +8,8 @@ may change.
   does not exist (Django would redirect to the index with a message instead).
 - An order the user sees but may not change opens read-only (no save buttons, no inline
   add or delete); a POST to it is refused with 403 by Django's own check.
-- Choices of an order or order line on a form are the ones the user may change.
+- Choices of an order or order line on a form, in a select or an autocomplete, are the ones
+  the user may change.
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ class OrderScopedAdmin(admin.ModelAdmin):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         _restrict_choices(db_field, request, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        match = request.resolver_match
+        if match is not None and match.url_name == "autocomplete":
+            # Suggestions for a form's order or line field: what the user may add to.
+            queryset = permissions.scoped(queryset, request.user, path=self.order_path, change=True)
+        return queryset, may_have_duplicates
 
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str

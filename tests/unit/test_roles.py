@@ -209,14 +209,22 @@ def test_only_managers_acknowledge_alerts(client: Any, w: World) -> None:
     assert SlipAlert.objects.filter(acknowledged_by=w.manager).count() == len(ids)
 
 
-def test_autocomplete_offers_only_visible_orders(client: Any, w: World, see_all: bool) -> None:
-    client.force_login(w.bea)
-    response = client.get(
-        "/admin/autocomplete/",
-        {"app_label": "orders", "model_name": "deliveryquote", "field_name": "order", "term": "PO"},
-    )
+def _suggested(client: Any, model: str, field: str) -> set[str]:
+    params = {"app_label": "orders", "model_name": model, "field_name": field, "term": "PO"}
+    response = client.get("/admin/autocomplete/", params)
     assert response.status_code == 200
-    assert {r["text"] for r in response.json()["results"]} == _visible_to_bea(see_all)
+    return set(PO.findall(" ".join(r["text"] for r in response.json()["results"])))
+
+
+def test_autocomplete_suggests_orders_the_user_may_add_to(
+    client: Any, w: World, see_all: bool
+) -> None:
+    client.force_login(w.bea)
+    assert _suggested(client, "deliveryquote", "order") == {OWN, WATCHED}
+    assert _suggested(client, "delivery", "line") == {OWN, WATCHED}
+    client.force_login(w.manager)
+    assert _suggested(client, "deliveryquote", "order") == EVERY
+    assert _suggested(client, "allocation", "line") == EVERY
 
 
 @pytest.mark.parametrize("name", ["orders", "lines", "quotes", "alerts", "allocations"])
