@@ -19,6 +19,7 @@ from orders.admin_filters import AcknowledgedFilter
 from orders.admin_import import CsvImportAdminMixin
 from orders.admin_prices import VendorScorecardMixin
 from orders.admin_quotas import OrderLineAllocationsMixin
+from orders.admin_scope import OrderScopedAdmin, OrderScopedInline
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -67,7 +68,7 @@ class DeliveryInlineFormSet(ParentAwareInlineFormSet):
                 )
 
 
-class OrderLineInline(admin.TabularInline):
+class OrderLineInline(OrderScopedInline, admin.TabularInline):
     model = OrderLine
     formset = ParentAwareInlineFormSet
     extra = 0
@@ -75,7 +76,7 @@ class OrderLineInline(admin.TabularInline):
     autocomplete_fields = ["gpu_model"]
 
 
-class DeliveryQuoteInline(admin.TabularInline):
+class DeliveryQuoteInline(OrderScopedInline, admin.TabularInline):
     """The quote history, newest first. Add-only: a correction is a new quote."""
 
     model = DeliveryQuote
@@ -99,7 +100,7 @@ class DeliveryQuoteInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(OrderScopedInline, admin.TabularInline):
     model = Delivery
     formset = DeliveryInlineFormSet
     fields = ["line", "quantity", "delivered_on", "note", "recorded_by"]
@@ -125,7 +126,7 @@ def _lines_of_order_in_url(request: HttpRequest) -> QuerySet[OrderLine]:
     return lines.filter(order_id=object_id) if object_id else lines.none()
 
 
-class SlipAlertInline(admin.TabularInline):
+class SlipAlertInline(OrderScopedInline, admin.TabularInline):
     """The order's alert history, read-only: alerts are facts the scan records."""
 
     model = SlipAlert
@@ -167,7 +168,7 @@ class SlippingFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin):
+class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, OrderScopedAdmin):
     list_display = [
         "po_number",
         "vendor",
@@ -199,6 +200,18 @@ class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, admin.Mo
         (None, {"fields": ["notes", "created_at", "updated_at"]}),
     ]
     inlines = [OrderLineInline, DeliveryQuoteInline, DeliveryInline, SlipAlertInline]
+    order_path = ""
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        # Autocompleting people needs view permission on users, which buyers do not have:
+        # they get plain choices instead.
+        if request.user.has_perm("auth.view_user"):
+            return self.autocomplete_fields
+        return ["vendor"]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # A buyer adding an order is usually its buyer.
+        return {"buyer": request.user.pk, **super().get_changeform_initial_data(request)}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PurchaseOrder]:
         lines = OrderLine.objects.select_related("gpu_model").order_by("id")
@@ -289,7 +302,7 @@ class GpuModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
+class OrderLineAdmin(OrderLineAllocationsMixin, OrderScopedAdmin):
     list_display = [
         "order",
         "gpu_model",
@@ -326,7 +339,7 @@ class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
 
 
 @admin.register(DeliveryQuote)
-class DeliveryQuoteAdmin(admin.ModelAdmin):
+class DeliveryQuoteAdmin(OrderScopedAdmin):
     """Quotes are history: they can be added and read, never edited or deleted here."""
 
     list_display = ["order", "line", "quoted_on", "delivery_date", "source", "recorded_by"]
@@ -357,7 +370,7 @@ class DeliveryQuoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(OrderScopedAdmin):
     list_display = ["order", "line", "quantity", "delivered_on", "recorded_by"]
     list_filter = ["order__vendor", "delivered_on"]
     list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]
@@ -389,7 +402,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(SlipAlert)
-class SlipAlertAdmin(admin.ModelAdmin):
+class SlipAlertAdmin(OrderScopedAdmin):
     """Alerts are recorded by the scan; people only acknowledge them."""
 
     list_display = [
@@ -412,15 +425,13 @@ class SlipAlertAdmin(admin.ModelAdmin):
     list_select_related = ["order__vendor", "acknowledged_by"]
     search_fields = ["order__po_number", "order__vendor__name", "message"]
     date_hierarchy = "detected_at"
+    # The acknowledge action needs change permission (procurement managers) on the alert's
+    # order; every field stays read-only.
     actions = ["acknowledge"]
     readonly_fields = [f.name for f in SlipAlert._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Needed for the acknowledge action; every field stays read-only.
-        return request.user.has_perm("orders.change_slipalert")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -429,7 +440,9 @@ class SlipAlertAdmin(admin.ModelAdmin):
     def vendor(self, alert: SlipAlert) -> Vendor:
         return alert.order.vendor
 
-    @admin.action(description="Acknowledge selected alerts (stops reminders)")
+    @admin.action(
+        description="Acknowledge selected alerts (stops reminders)", permissions=["change"]
+    )
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[SlipAlert]) -> None:
         count = alerts.alerts_acknowledge(
             alert_ids=list(queryset.values_list("pk", flat=True)), user=request.user

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from orders import alerts, exposure, services
+from orders import alerts, exposure, permissions, services
 from orders.admin_filters import AcknowledgedFilter
 from orders.models import ExchangeRate, PriceAlert, PriceQuote, Vendor
 from orders.scorecards import (
@@ -62,7 +62,11 @@ class PriceQuoteAdmin(admin.ModelAdmin):
             and request.user.has_perm("orders.view_pricequote")
         ):
             raise PermissionDenied
-        reports = [exposure.exposure_totals(g) for g in ("gpu_model", "vendor", "buyer")]
+        # Money committed on orders: only the orders the user may see count.
+        lines = permissions.scoped(exposure.open_lines_priced(), request.user, path="order")
+        reports = [
+            exposure.exposure_totals(g, lines=lines) for g in ("gpu_model", "vendor", "buyer")
+        ]
         context = {
             **self.admin_site.each_context(request),
             "title": "Budget exposure of open orders",
@@ -113,7 +117,7 @@ class PriceAlertAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Acknowledge selected price alerts")
+    @admin.action(description="Acknowledge selected price alerts", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[PriceAlert]) -> None:
         count = alerts.alerts_acknowledge(
             alert_ids=list(queryset.values_list("pk", flat=True)),

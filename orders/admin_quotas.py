@@ -22,7 +22,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from orders import quotas
+from orders import permissions, quotas
+from orders.admin_scope import OrderScopedAdmin, OrderScopedInline
 from orders.models import Allocation, OrderLine, PurchaseOrder, Quota, Team
 from orders.quotas import allocations_with_availability, lines_with_free_gpus, quotas_with_usage
 
@@ -63,10 +64,11 @@ class AllocationInlineFormSet(BaseInlineFormSet):
                     form.add_error(None, error)
 
 
-class AllocationInline(admin.TabularInline):
+class AllocationInline(OrderScopedInline, admin.TabularInline):
     """GPUs of this line promised to teams. Saved through orders.quotas.allocation_set."""
 
     model = Allocation
+    parent_order_path = "order"  # the parent is the order line
     formset = AllocationInlineFormSet
     fields = ["quota", "gpus", "priority", "allocated_by", "updated_at"]
     readonly_fields = ["allocated_by", "updated_at"]
@@ -174,7 +176,12 @@ class QuotaAllocationInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Allocation]:
-        return allocations_with_availability(super().get_queryset(request)).select_related(
+        # The quota's figures count every allocation; the rows name orders, so only those
+        # of orders the user may see are listed.
+        visible = permissions.scoped(
+            super().get_queryset(request), request.user, path="line__order"
+        )
+        return allocations_with_availability(visible).select_related(
             "line__order", "line__gpu_model", "quota"
         )
 
@@ -246,8 +253,11 @@ class QuotaAdmin(admin.ModelAdmin):
         ):
             raise PermissionDenied
         by_quota: dict[int, list[Any]] = defaultdict(list)
+        # Quota figures are team totals over every allocation; the allocation rows name
+        # orders, so only those of orders the user may see are listed.
+        visible = permissions.scoped(Allocation.objects.all(), request.user, path="line__order")
         for allocation in (
-            allocations_with_availability()
+            allocations_with_availability(visible)
             .select_related("line__order__vendor")
             .order_by(F("expected_on").asc(nulls_last=True), "line__order__po_number")
         ):
@@ -306,8 +316,9 @@ def _line_label(line: Any) -> str:
 
 
 @admin.register(Allocation)
-class AllocationAdmin(admin.ModelAdmin):
+class AllocationAdmin(OrderScopedAdmin):
     form = LimitCheckedAllocationForm
+    order_path = "line__order"
     list_display = [
         "team",
         "gpu_model",
@@ -393,7 +404,7 @@ class AllocationAdmin(admin.ModelAdmin):
         for allocation in queryset.select_related("quota", "line"):
             self.delete_model(request, allocation)
 
-    @admin.action(description="Move allocations to an earlier order")
+    @admin.action(description="Move allocations to an earlier order", permissions=["change"])
     def move_to_earlier_order(
         self, request: HttpRequest, queryset: QuerySet[Allocation]
     ) -> HttpResponse | None:
@@ -413,8 +424,9 @@ class AllocationAdmin(admin.ModelAdmin):
     def move_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Move GPUs of one allocation to another order line with free GPUs: one atomic
         service call; on error nothing changes and the form says why."""
+        visible = permissions.scoped(Allocation.objects.all(), request.user, path="line__order")
         allocation = get_object_or_404(
-            allocations_with_availability().select_related(
+            allocations_with_availability(visible).select_related(
                 "quota__team", "quota__gpu_model", "line__order__vendor", "line__gpu_model"
             ),
             pk=object_id,
@@ -422,6 +434,10 @@ class AllocationAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, allocation):
             raise PermissionDenied
         form = MoveForm(request.POST or None, allocation=allocation)
+        to_line = form.fields["to_line"]
+        to_line.queryset = permissions.scoped(
+            to_line.queryset, request.user, path="order", change=True
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 moved = quotas.allocations_move(

@@ -244,17 +244,28 @@ def _scan_batch(
 
 def order_recipients(order_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
     """(user id, email) of each order's buyer and watchers who can receive mail: active, with
-    an address. Two queries whatever the number of orders."""
+    an address, and still allowed to see the order (orders.permissions: a buyer or watcher
+    sees it unless their account lost every role). Two queries whatever the number of
+    orders."""
+    from orders.permissions import users_who_see_their_orders
+
+    # A subquery: it adds no query of its own.
+    allowed = users_who_see_their_orders().values("pk")
     found: dict[int, dict[int, str]] = defaultdict(dict)
     for order_id, user_id, email in (
         PurchaseOrder.objects.filter(pk__in=order_ids, buyer__is_active=True)
+        .filter(buyer__in=allowed)
         .exclude(buyer__email="")
         .values_list("pk", "buyer_id", "buyer__email")
     ):
         found[order_id][user_id] = email
-    watchers = PurchaseOrder.watchers.through.objects.filter(
-        purchaseorder_id__in=order_ids, user__is_active=True
-    ).exclude(user__email="")
+    watchers = (
+        PurchaseOrder.watchers.through.objects.filter(
+            purchaseorder_id__in=order_ids, user__is_active=True
+        )
+        .filter(user__in=allowed)
+        .exclude(user__email="")
+    )
     for order_id, user_id, email in watchers.values_list(
         "purchaseorder_id", "user_id", "user__email"
     ):

@@ -41,16 +41,22 @@ from orders.slips import RANK, SEVERITY, Severity
 
 @dataclass(frozen=True)
 class Selection:
-    """Which open orders a dashboard shows (and its CSV exports): None means any."""
+    """Which open orders a dashboard shows (and its CSV exports): None means any.
+
+    `viewer` is whose dashboard it is: only the orders they may see (orders.permissions);
+    None (tests, code run by an operator) means every order."""
 
     vendor: Vendor | None = None
     gpu_model: GpuModel | None = None
     buyer: AbstractBaseUser | None = None
+    viewer: AbstractBaseUser | None = None
 
 
 def open_orders(selection: Selection) -> QuerySet[PurchaseOrder]:
     """Open orders (placed, confirmed, partially received) matching the selection."""
     orders = PurchaseOrder.objects.open()
+    if selection.viewer is not None:
+        orders = orders.visible_to(selection.viewer)
     if selection.vendor is not None:
         orders = orders.filter(vendor=selection.vendor)
     if selection.gpu_model is not None:
@@ -294,15 +300,16 @@ class OrderTimeline:
         return dict(series)
 
 
-def order_timeline(order_id: int) -> OrderTimeline | None:
+def order_timeline(
+    order_id: int, *, viewer: AbstractBaseUser | None = None
+) -> OrderTimeline | None:
     """One order with its lead-time figures, lines, every quote, receipts and slip alerts
-    (acknowledged or not). Five queries; None when there is no such order."""
-    order = (
-        PurchaseOrder.objects.with_lead_times()
-        .select_related("vendor", "buyer")
-        .filter(pk=order_id)
-        .first()
-    )
+    (acknowledged or not). Five queries; None when there is no such order, or `viewer` may
+    not see it (None: anyone's order)."""
+    orders = PurchaseOrder.objects.all()
+    if viewer is not None:
+        orders = orders.visible_to(viewer)
+    order = orders.with_lead_times().select_related("vendor", "buyer").filter(pk=order_id).first()
     if order is None:
         return None
     return OrderTimeline(

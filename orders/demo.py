@@ -30,6 +30,7 @@ from orders.models import (
     Team,
     Vendor,
 )
+from orders.roles import Role, role_grant
 
 D = date.fromisoformat
 
@@ -274,6 +275,7 @@ def load_demo() -> DemoSummary:
             user = user_model(username=username, first_name=first, last_name=last, email=email)
             user.set_unusable_password()  # buyers receive alerts; they log in once given one
             user.save()
+            role_grant(user=user, role=Role.BUYER)
         users[username] = user
     requoted: set[int] = set()
     for spec in ORDERS:

@@ -125,14 +125,19 @@ def rates_to(currency: str, *, on: date) -> dict[str, Decimal]:
     return rates
 
 
-def exposure_totals(grouping: Grouping, *, on: date | None = None) -> ExposureReport:
-    """Totals of open lines per group and currency. Two queries whatever the data size."""
+def exposure_totals(
+    grouping: Grouping, *, on: date | None = None, lines: QuerySet[OrderLine] | None = None
+) -> ExposureReport:
+    """Totals of open lines per group and currency. Two queries whatever the data size.
+
+    `lines`: open_lines_priced(), narrowed by the caller (the admin page: to the orders the
+    user may see); every open line when None."""
     key = GROUP_KEYS[grouping]
     reporting = settings.REPORTING_CURRENCY
     rates = rates_to(reporting, on=on or local_today())
     report = ExposureReport(grouping, reporting)
     rows = (
-        open_lines_priced()
+        (open_lines_priced() if lines is None else lines)
         .values(key, "currency")
         .annotate(
             n_lines=Count("pk"),

@@ -48,7 +48,15 @@ class DashboardFilterForm(forms.Form):
         data = params.copy()
         if "buyer" not in data and user.is_authenticated and user.purchase_orders.exists():
             data["buyer"] = str(user.pk)
-        return cls(data)
+        form = cls(data)
+        form.viewer = user
+        # Buyers of orders the user may see: names of the others are none of their business.
+        visible = PurchaseOrder.objects.visible_to(user).order_by().values("buyer_id")
+        buyers = form.fields["buyer"]
+        buyers.queryset = buyers.queryset.filter(pk__in=visible)
+        return form
+
+    viewer: Any = None  # set by for_request: whose dashboard (orders.permissions)
 
     def selection(self) -> Selection:
         """The filters that validated; one that did not is left out (and shown as an error)."""
@@ -59,6 +67,7 @@ class DashboardFilterForm(forms.Form):
             vendor=cleaned.get("vendor"),
             gpu_model=cleaned.get("gpu_model"),
             buyer=cleaned.get("buyer"),
+            viewer=self.viewer,
         )
 
     def query_string(self) -> str:

@@ -30,7 +30,9 @@ from orders.prices import price_recipients
 from orders.quotas import TeamBlock, team_slips
 from orders.slips import RANK, worst
 
-SKIPPED_NO_ACCESS = "recipient is inactive, has no email, or no longer buys or watches the order"
+SKIPPED_NO_ACCESS = (
+    "recipient is inactive, has no email, or no longer buys, watches or may see the order"
+)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Concat, Greatest, Substr
 
+from orders import permissions
 from orders.slips import Code
 
 if TYPE_CHECKING:
@@ -139,6 +140,24 @@ def _latest_line_date(*, latest_quote: bool) -> Subquery:
 
 
 class PurchaseOrderQuerySet(models.QuerySet):
+    def own_q(self, user: Any) -> Q:
+        """The orders `user` buys or watches, as a filter on the order's own columns (an
+        EXISTS for the watchers, so no join can repeat an order)."""
+        from orders.models import PurchaseOrder
+
+        watching = PurchaseOrder.watchers.through.objects.filter(
+            purchaseorder_id=OuterRef("pk"), user_id=user.pk
+        )
+        return Q(buyer_id=user.pk) | Exists(watching)
+
+    def visible_to(self, user: Any) -> PurchaseOrderQuerySet:
+        """The orders `user` may see (orders.permissions.view_scope)."""
+        return permissions.scoped(self, user, path="")
+
+    def editable_by(self, user: Any) -> PurchaseOrderQuerySet:
+        """The orders `user` may change (orders.permissions.change_scope)."""
+        return permissions.scoped(self, user, path="", change=True)
+
     def open(self) -> PurchaseOrderQuerySet:
         from orders.models import PurchaseOrder
 

@@ -1,7 +1,13 @@
 """Read-only pages for buyers and managers: the dashboard, lead-time and price trends, an
 order's timeline and the vendor scorecards. Thin: figures come from orders.dashboard and
-orders.scorecards, chart data from orders.charts; every page needs a login and runs a fixed
-number of queries whatever the data size."""
+orders.scorecards, chart data from orders.charts; every page runs a fixed number of queries
+whatever the data size.
+
+Every page needs a login and view permission on orders (each role has it; an account
+without a role gets 403). What lists or counts orders (the dashboard, its CSV, a timeline)
+shows only the orders the user may see (orders.permissions); the trends and scorecards are
+figures about vendors and the market over every order, and name no order, buyer or price
+of one, so they are the same for everyone."""
 
 from __future__ import annotations
 
@@ -9,12 +15,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.generic import TemplateView
 
-from orders import charts, dashboard, exports
+from orders import charts, dashboard, exports, permissions
 from orders.admin_export import csv_response
 from orders.dates import today
 from orders.forms import SCORECARD_SORTS, DashboardFilterForm, ScorecardSortForm
@@ -22,7 +28,15 @@ from orders.prices import threshold_percent
 from orders.scorecards import Scorecard, scorecards, shown_number, shown_percent
 
 
-class DashboardView(LoginRequiredMixin, TemplateView):
+class OrdersPage(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
+    """A page for people with a role: anonymous visitors go to the login page, accounts
+    without view permission on orders get 403."""
+
+    # Django's AccessMixin: the login page for anonymous visitors, 403 for the logged-in.
+    permission_required = permissions.VIEW
+
+
+class DashboardView(OrdersPage):
     """Open alerts by rule and severity, and the slipping orders of the selection, worst
     first, with an export of the same selection."""
 
@@ -44,25 +58,26 @@ class DashboardView(LoginRequiredMixin, TemplateView):
 
 
 @login_required
-@permission_required("orders.view_purchaseorder", raise_exception=True)
+@permission_required(permissions.VIEW, raise_exception=True)
 def dashboard_csv(request: HttpRequest) -> HttpResponse:
     """The orders file (orders.exports, the one CSV writer; one row per order line) of exactly
-    the slipping orders the dashboard lists for these filters, streamed. View permission on
-    orders, as the admin export; `?bom=1` adds a byte order mark for Excel."""
+    the slipping orders the dashboard lists for these filters (of the orders the user may
+    see), streamed. View permission on orders, as the admin export; `?bom=1` adds a byte
+    order mark for Excel."""
     form = DashboardFilterForm.for_request(request.GET, request.user)
     if not form.is_valid():
         errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
         return HttpResponse(
             f"Bad filter: {errors}\n", status=400, content_type="text/plain; charset=utf-8"
         )
-    orders = dashboard.slipping_orders(form.selection())
+    orders = dashboard.slipping_orders(form.selection())  # the selection carries the viewer
     return csv_response(
         exports.orders_csv(orders, bom=request.GET.get("bom") == "1"),
         filename=f"slipping-orders-{today().isoformat()}.csv",
     )
 
 
-class LeadTimesView(LoginRequiredMixin, TemplateView):
+class LeadTimesView(OrdersPage):
     """Median and 90th-percentile quoted lead time by month: all quotes, per GPU model, per
     vendor. Three queries."""
 
@@ -91,7 +106,7 @@ class LeadTimesView(LoginRequiredMixin, TemplateView):
         return super().get_context_data(sections=sections, percentile=90, **kwargs)
 
 
-class PricesView(LoginRequiredMixin, TemplateView):
+class PricesView(OrdersPage):
     """Unit price per GPU model and vendor over time, with the change of the latest price over
     the lowest in the price-alert window. One query."""
 
@@ -115,15 +130,15 @@ class PricesView(LoginRequiredMixin, TemplateView):
         )
 
 
-class OrderTimelineView(LoginRequiredMixin, TemplateView):
+class OrderTimelineView(OrdersPage):
     """Every quote of one order on a chart (quoted on x, promised date y), with the need-by
     line, receipts and alerts. Five queries."""
 
     template_name = "orders/order_timeline.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        timeline = dashboard.order_timeline(self.kwargs["pk"])
-        if timeline is None:
+        timeline = dashboard.order_timeline(self.kwargs["pk"], viewer=self.request.user)
+        if timeline is None:  # or not one this user may see: the same answer
             raise Http404("No such order.")
         return super().get_context_data(
             timeline=timeline,
@@ -156,7 +171,7 @@ def _sort_value(card: Scorecard, key: str) -> Any:
     return card.vendor.name.casefold() if key == "vendor" else getattr(card, key)
 
 
-class VendorsView(LoginRequiredMixin, TemplateView):
+class VendorsView(OrdersPage):
     """The vendor scorecards as a table sortable by any figure (server-side, so it works
     without scripts), with a bar per vendor for the on-time rate and the mean slip. Three
     queries."""

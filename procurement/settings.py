@@ -7,6 +7,7 @@ security variables (see .env.example); `manage.py check --deploy --fail-level WA
 only when they are set, and the production image refuses to start otherwise.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "orders",
 ]
 
@@ -48,6 +50,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login attempt into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "procurement.urls"
@@ -90,6 +94,32 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "orders:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Roles (orders/roles.py, orders/permissions.py) ---------------------------------------------
+# Buyers edit their own and watched orders only. True: they see every other order read-only
+# (the dashboard's "All buyers", a vendor's other orders), as before roles existed and as a
+# team sharing one scarce supply needs; false: they see only their own and watched ones.
+BUYERS_SEE_ALL_ORDERS = env.bool("BUYERS_SEE_ALL_ORDERS", default=True)
+
+# --- Login brute-force protection (django-axes) ---------------------------------------------
+# After AXES_FAILURE_LIMIT failed logins for one username from one client address, that pair
+# is locked out for AXES_COOLOFF_MINUTES (answer 429), on the dashboard's login page and the
+# admin's alike. By username *and* address: a mistyping colleague behind the same NAT is not
+# locked out, nor can an attacker lock a user out from elsewhere.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "procurement.security.client_ip"
+# Reverse proxies in front of the app that append the client's address to X-Forwarded-For
+# (docker-compose.yml: the TLS proxy, 1). 0: the app is reached directly, REMOTE_ADDR it is.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- Time and locale -------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -190,6 +220,16 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # no script of ours reads it: forms carry the token
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# A session lasts a working day from login (Django's default is two weeks).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
+# Over HTTPS the cookies get the __Host- prefix: the browser then refuses them unless
+# Secure, for this host only and for every path, so a sibling subdomain cannot plant one.
+if SESSION_COOKIE_SECURE:
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+if CSRF_COOKIE_SECURE:
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ---------------------------------------------------------------------------------

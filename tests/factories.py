@@ -2,22 +2,35 @@
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
 from orders.models import GpuModel, OrderLine, PriceQuote, PurchaseOrder, Quota, Team, Vendor
+from orders.roles import Role, role_group
+
+NO_ROLE = "none"
 
 
 class UserFactory(DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True  # the role hook saves what it changes
 
     username = factory.Sequence(lambda n: f"buyer{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@gpu-buyers.example")
     is_active = True
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: Role | str | None, **kwargs: Any) -> None:
+        """A buyer unless told otherwise: `UserFactory(role=Role.VIEWER)`, or
+        `role=NO_ROLE` for an account without one. Only the group: `is_staff` stays as given
+        (the grant_role command sets it too)."""
+        if create and extracted != NO_ROLE:
+            self.groups.add(role_group(Role.BUYER if extracted is None else Role(extracted)))
 
 
 class VendorFactory(DjangoModelFactory):

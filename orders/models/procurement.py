@@ -125,6 +125,12 @@ class PurchaseOrder(models.Model):
     class Meta:
         ordering = ["-placed_on", "-id"]
         verbose_name = "purchase order"
+        # Without these, view/change reach only the orders a user buys or watches
+        # (orders/permissions.py).
+        permissions = [
+            ("view_all_purchaseorders", "Can view every purchase order"),
+            ("change_all_purchaseorders", "Can change every purchase order"),
+        ]
         constraints = [
             models.CheckConstraint(condition=~Q(po_number=""), name="po_number_not_blank"),
             models.CheckConstraint(

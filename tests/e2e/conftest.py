@@ -119,11 +119,9 @@ def _postgres_database(url: str, name: str) -> tuple[str, Any]:
 
 SETUP_BUYER = """
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 alice = get_user_model().objects.get(username="alice")
 alice.set_password({password!r})
 alice.save()
-alice.user_permissions.add(Permission.objects.get(codename="view_purchaseorder"))
 result = alice.pk
 """
 
@@ -131,7 +129,9 @@ result = alice.pk
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """Migrate, collect static files, load the demo data, give the demo buyer Alice a password
-    and export permission, and serve with gunicorn until the module's tests are done."""
+    and (again, as an operator would) the Buyer role, and serve with gunicorn until the
+    module's tests are done. Buyers see other buyers' orders read-only by default
+    (BUYERS_SEE_ALL_ORDERS), which the "All buyers" filter of the session relies on."""
     tmp = tmp_path_factory.mktemp("e2e")
     drop = None
     url = os.environ.get("DATABASE_URL", "")
@@ -158,6 +158,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         app.manage("collectstatic", "--no-input", "-v", "0")
         app.manage("load_demo")
         app.query(SETUP_BUYER.format(password=PASSWORD))
+        app.manage("grant_role", "alice@gpu-buyers.example", "buyer")
         with app.log.open("w") as out:
             process = subprocess.Popen(
                 [

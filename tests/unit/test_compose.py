@@ -108,6 +108,8 @@ def test_django_services_use_the_stack(name: str) -> None:
         ("SECURE_HSTS_INCLUDE_SUBDOMAINS", "true"),
         ("SECURE_HSTS_PRELOAD", "true"),
         ("SECURE_PROXY_SSL_HEADER", "true"),
+        ("SESSION_COOKIE_AGE", "43200"),
+        ("TRUSTED_PROXY_COUNT", "1"),  # the TLS proxy in front of web
     ],
 )
 def test_production_defaults(name: str, default: str) -> None:

@@ -24,6 +24,7 @@ from orders.csv_format import ORDER_COLUMNS, ORDER_DERIVED, QUOTE_COLUMNS
 from orders.demo import load_demo
 from orders.models import DeliveryQuote, PurchaseOrder, SlipAlert
 from tests.factories import (
+    NO_ROLE,
     GpuModelFactory,
     OrderLineFactory,
     PurchaseOrderFactory,
@@ -479,7 +480,8 @@ def test_admin_action_exports_the_selected_orders(admin_client_logged_in: Any, d
 
 
 def _staff(*perms: str) -> Any:
-    user = UserFactory(is_staff=True)
+    """Staff with exactly these permissions and no role (a buyer's own orders are none)."""
+    user = UserFactory(is_staff=True, role=NO_ROLE)
     user.user_permissions.set(Permission.objects.filter(codename__in=perms))
     return user
 

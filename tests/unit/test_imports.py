@@ -25,8 +25,9 @@ from orders.dates import today
 from orders.demo import load_demo
 from orders.imports import ImportReport, RowError, orders_import, quotes_import
 from orders.models import DeliveryQuote, GpuModel, OrderLine, PurchaseOrder, SlipAlert, Vendor
+from orders.roles import Role
 from tests.conftest import run_at_once
-from tests.factories import UserFactory
+from tests.factories import NO_ROLE, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -644,8 +645,11 @@ def _upload(client: Any, url: str, content: bytes, name: str = "orders.csv") -> 
 
 
 def _staff(client: Any, *codenames: str) -> Any:
-    user = UserFactory(is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    """Staff who may change every order (a procurement manager's reach) with these
+    permissions besides."""
+    user = UserFactory(is_staff=True, role=NO_ROLE)
+    every_order = ("view_purchaseorder", "change_purchaseorder", "change_all_purchaseorders")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames + every_order))
     client.force_login(user)
     return client
 
@@ -770,6 +774,14 @@ def test_only_staff_with_the_add_permission_may_import(client: Any) -> None:
     orders_only = _staff(client, "add_purchaseorder")
     assert orders_only.get(IMPORT_ORDERS).status_code == 200
     assert orders_only.get(IMPORT_QUOTES).status_code == 403
+
+    # A buyer adds orders and quotes, but a file could write to anyone's orders.
+    client.force_login(UserFactory(is_staff=True, role=Role.BUYER))
+    assert client.get(IMPORT_ORDERS).status_code == 403
+    assert client.get(IMPORT_QUOTES).status_code == 403
+    html = client.get(CHANGELIST).content.decode()
+    assert IMPORT_ORDERS not in html
+    assert IMPORT_QUOTES not in html
 
     client.force_login(UserFactory(is_staff=False))
     assert client.get(IMPORT_ORDERS).status_code == 302  # to the admin login

@@ -12,6 +12,7 @@ from orders import exposure, services
 from orders.models import ExchangeRate, PurchaseOrder, SlipAlert
 from orders.scorecards import scorecards
 from tests.factories import (
+    NO_ROLE,
     GpuModelFactory,
     OrderLineFactory,
     PriceQuoteFactory,
@@ -160,7 +161,7 @@ def test_the_exposure_page_shows_the_market_example(
     assert "Budget exposure of open orders" in text
     assert "1,440,000.00" in text  # PO-2023-0412's 384 A100s at +37.5%
 
-    clerk = UserFactory(username="clerk", is_staff=True)
+    clerk = UserFactory(username="clerk", is_staff=True, role=NO_ROLE)
     clerk.user_permissions.add(Permission.objects.get(codename="view_purchaseorder"))
     client.force_login(clerk)
     assert client.get(url).status_code == 403  # no view permission on prices

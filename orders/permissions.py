@@ -1,0 +1,140 @@
+"""Who may see and who may change which purchase orders: the one definition.
+
+Everything tied to an order (its lines, quotes, receipts, alerts, allocations) follows the
+order. The admin querysets, the dashboard pages and their CSV exports, and the alert
+recipients all ask this module (or `PurchaseOrder.objects.visible_to()` / `editable_by()`,
+which are written in its terms).
+
+Scopes come from model permissions, so a role is just a group holding them (orders/roles.py):
+
+- sees nothing, changes nothing: an inactive account, or one without view_purchaseorder;
+- sees every order: superusers, view_purchaseorder with view_all_purchaseorders (viewers,
+  procurement managers), and any user with view_purchaseorder when BUYERS_SEE_ALL_ORDERS;
+- else sees their own and watched orders only (buyers);
+- changes every order: superusers, change_purchaseorder with change_all_purchaseorders
+  (procurement managers);
+- changes their own and watched orders only: change_purchaseorder alone (buyers), whatever
+  BUYERS_SEE_ALL_ORDERS says.
+
+"Own" means the user is the order's buyer, "watched" that they are one of its watchers.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
+from django.db.models import QuerySet
+
+VIEW = "orders.view_purchaseorder"
+CHANGE = "orders.change_purchaseorder"
+VIEW_ALL = "orders.view_all_purchaseorders"
+CHANGE_ALL = "orders.change_all_purchaseorders"
+
+
+class Scope(enum.Enum):
+    """Which orders a permission reaches for one user."""
+
+    NONE = "none"
+    OWN = "own"  # the orders they buy or watch
+    ALL = "all"
+
+
+def view_scope(user: Any) -> Scope:
+    """Which orders `user` may see (and so export, and be emailed about)."""
+    if not getattr(user, "is_active", False):
+        return Scope.NONE
+    if user.is_superuser:
+        return Scope.ALL
+    if not user.has_perm(VIEW):
+        return Scope.NONE
+    if user.has_perm(VIEW_ALL) or user.has_perm(CHANGE_ALL) or settings.BUYERS_SEE_ALL_ORDERS:
+        return Scope.ALL
+    return Scope.OWN
+
+
+def change_scope(user: Any) -> Scope:
+    """Which orders `user` may change (and add lines, quotes and receipts to). Never wider
+    than what they see."""
+    if not getattr(user, "is_active", False):
+        return Scope.NONE
+    if user.is_superuser:
+        return Scope.ALL
+    if not user.has_perm(CHANGE) or view_scope(user) is Scope.NONE:
+        return Scope.NONE
+    return Scope.ALL if user.has_perm(CHANGE_ALL) else Scope.OWN
+
+
+def can_change_every_order(user: Any) -> bool:
+    """Procurement managers and superusers: what writes to any order at once (CSV imports)
+    needs this."""
+    return change_scope(user) is Scope.ALL
+
+
+def can_view_order(user: Any, order_id: int | None) -> bool:
+    """Whether `user` may see the order with this id (one query the first time per request
+    and order, none when they see every order)."""
+    return _allowed(user, order_id, view_scope(user), "view")
+
+
+def can_change_order(user: Any, order_id: int | None) -> bool:
+    """Whether `user` may change the order with this id (as can_view_order)."""
+    return _allowed(user, order_id, change_scope(user), "change")
+
+
+def _allowed(user: Any, order_id: int | None, scope: Scope, kind: str) -> bool:
+    if scope is Scope.ALL:
+        return True
+    if scope is Scope.NONE or order_id is None:
+        return False
+    # Kept on the user object, as Django keeps its permission cache: a change page asks
+    # several times (the page, each inline, each button) within one request.
+    cache: dict[tuple[str, int], bool] = user.__dict__.setdefault("_order_access_cache", {})
+    key = (kind, order_id)
+    if key not in cache:
+        from orders.models import PurchaseOrder
+
+        orders = PurchaseOrder.objects.filter(pk=order_id)
+        cache[key] = orders.filter(PurchaseOrder.objects.own_q(user)).exists()
+    return cache[key]
+
+
+def users_who_see_their_orders() -> QuerySet[Any]:
+    """Active users whose view scope is at least OWN: every order they buy or watch is
+    visible to them. The set form of `view_scope(user) is not Scope.NONE`, for looking up
+    alert recipients (a buyer or watcher) in one query whatever their number."""
+    # ModelBackend directly: with django-axes in front there are two backends, and
+    # User.objects.with_perm() would ask which one.
+    return ModelBackend().with_perm(VIEW, is_active=True, include_superusers=True)
+
+
+def scoped(queryset: QuerySet[Any], user: Any, *, path: str, change: bool = False) -> QuerySet[Any]:
+    """`queryset` (of orders, or of anything tied to one) narrowed to the rows whose order
+    `user` may see, or change with change=True. `path` leads from the queryset's model to
+    its order ("" for orders themselves, "order" for lines, "line__order" for allocations).
+    Adds no query: the orders become a subquery."""
+    from orders.models import PurchaseOrder
+
+    scope = change_scope(user) if change else view_scope(user)
+    if scope is Scope.ALL:
+        return queryset
+    if scope is Scope.NONE:
+        return queryset.none()
+    if not path:
+        return queryset.filter(PurchaseOrder.objects.own_q(user))
+    orders = PurchaseOrder.objects.filter(PurchaseOrder.objects.own_q(user)).values("pk")
+    return queryset.filter(**{f"{path}__in": orders})
+
+
+def order_id_of(obj: Any, path: str) -> int | None:
+    """The id of the order `obj` belongs to, along `path` as in `scoped()`."""
+    if not path:
+        return obj.pk
+    *hops, last = path.split("__")
+    for hop in hops:
+        obj = getattr(obj, hop, None)
+        if obj is None:
+            return None
+    return getattr(obj, f"{last}_id", None)
