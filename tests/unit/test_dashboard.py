@@ -600,3 +600,43 @@ def test_the_history_used_for_query_counts_has_what_every_page_shows() -> None:
     assert SlipAlert.objects.filter(order=order).exists()
     assert order.quotes.count() == 6
     assert max(order.vendor.prices.values_list("unit_price", flat=True)) >= Decimal(12500)
+
+
+def test_the_slipping_list_is_paged_worst_first_with_the_total_and_the_filters_kept(
+    client: Any,
+) -> None:
+    """With every order slipping (the shortage) the list is a page at a time, not every row
+    (bench/load.sh timed out on 100,000); the total is still shown, and the links keep the
+    filters."""
+    buyer = _login(client, "pager")
+    vendor = VendorFactory()
+    for i in range(53):
+        order = PurchaseOrderFactory(
+            po_number=f"PO-2023-{i:04d}", vendor=vendor, buyer=buyer, placed_on=D("2023-03-01")
+        )
+        OrderLineFactory(order=order)
+        services.quote_add(
+            order=order, quoted_on=D("2023-03-01"), delivery_date=D("2023-04-01"), check=False
+        )
+        services.quote_add(  # slip i + 1 days: order 52 slips most
+            order=order,
+            quoted_on=D("2023-03-02"),
+            delivery_date=date(2023, 4, 2) + (date(2023, 1, 2) - date(2023, 1, 1)) * i,
+            check=False,
+        )
+
+    first = _page(client, "orders:dashboard", vendor=str(vendor.pk), buyer="")
+    assert _po_numbers(first) == [f"PO-2023-{i:04d}" for i in range(52, 2, -1)]
+    assert "53 slipping orders, 1&ndash;50 shown" in first
+    assert f'href="?vendor={vendor.pk}&amp;buyer=&amp;page=2"' in first
+    assert 'id="previous-page"' not in first
+
+    second = _page(client, "orders:dashboard", vendor=str(vendor.pk), buyer="", page="2")
+    assert _po_numbers(second) == ["PO-2023-0002", "PO-2023-0001", "PO-2023-0000"]
+    assert 'id="next-page"' not in second
+    assert 'id="previous-page"' in second
+    # Out of range or not a number: the last page or the first, never an error.
+    assert _po_numbers(_page(client, "orders:dashboard", buyer="", page="99"))[-1] == (
+        "PO-2023-0000"
+    )
+    assert len(_po_numbers(_page(client, "orders:dashboard", buyer="", page="x"))) == 50
