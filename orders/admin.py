@@ -19,6 +19,7 @@ from orders.admin_filters import AcknowledgedFilter
 from orders.admin_import import CsvImportAdminMixin
 from orders.admin_prices import VendorScorecardMixin
 from orders.admin_quotas import OrderLineAllocationsMixin
+from orders.admin_widgets import SafeAutocompleteMixin
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -67,7 +68,7 @@ class DeliveryInlineFormSet(ParentAwareInlineFormSet):
                 )
 
 
-class OrderLineInline(admin.TabularInline):
+class OrderLineInline(SafeAutocompleteMixin, admin.TabularInline):
     model = OrderLine
     formset = ParentAwareInlineFormSet
     extra = 0
@@ -167,7 +168,10 @@ class SlippingFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin):
+class PurchaseOrderAdmin(
+    SafeAutocompleteMixin, PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin
+):
+    csv_import_kinds = ("orders", "quotes")
     list_display = [
         "po_number",
         "vendor",
@@ -289,7 +293,7 @@ class GpuModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
+class OrderLineAdmin(SafeAutocompleteMixin, OrderLineAllocationsMixin, admin.ModelAdmin):
     list_display = [
         "order",
         "gpu_model",
@@ -326,7 +330,7 @@ class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
 
 
 @admin.register(DeliveryQuote)
-class DeliveryQuoteAdmin(admin.ModelAdmin):
+class DeliveryQuoteAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
     """Quotes are history: they can be added and read, never edited or deleted here."""
 
     list_display = ["order", "line", "quoted_on", "delivery_date", "source", "recorded_by"]
@@ -357,7 +361,7 @@ class DeliveryQuoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
     list_display = ["order", "line", "quantity", "delivered_on", "recorded_by"]
     list_filter = ["order__vendor", "delivered_on"]
     list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]

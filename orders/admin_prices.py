@@ -16,6 +16,8 @@ from django.urls import path
 
 from orders import alerts, exposure, services
 from orders.admin_filters import AcknowledgedFilter
+from orders.admin_import import CsvImportAdminMixin
+from orders.admin_widgets import SafeAutocompleteMixin
 from orders.models import ExchangeRate, PriceAlert, PriceQuote, Vendor
 from orders.scorecards import (
     price_change_by_vendor,
@@ -26,8 +28,11 @@ from orders.scorecards import (
 
 
 @admin.register(PriceQuote)
-class PriceQuoteAdmin(admin.ModelAdmin):
-    """Prices are facts as quoted: add a new one rather than editing an old one."""
+class PriceQuoteAdmin(SafeAutocompleteMixin, CsvImportAdminMixin, admin.ModelAdmin):
+    """Prices are facts as quoted: add a new one rather than editing an old one, or import a
+    price sheet."""
+
+    csv_import_kinds = ("prices",)
 
     list_display = ["quoted_on", "gpu_model", "vendor", "unit_price", "currency", "source", "note"]
     list_filter = ["source", "currency", "gpu_model", ("vendor", admin.RelatedOnlyFieldListFilter)]
