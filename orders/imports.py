@@ -363,10 +363,10 @@ def _check_header(header: list[str], columns: Sequence[str], required: Sequence[
         problems.append(f"header cell(s) {', '.join(unnamed)} have no column name")
     repeated = sorted({name for name in header if name and header.count(name) > 1})
     if repeated:
-        problems.append(f"column(s) named twice: {', '.join(repeated)}")
+        problems.append(f"column(s) named twice: {', '.join(map(_shown, repeated))}")
     unknown = [name for name in header if name and name not in columns]
     if unknown:
-        problems.append(f"unknown column(s): {', '.join(unknown)}")
+        problems.append(f"unknown column(s): {', '.join(map(_shown, unknown))}")
     missing = [name for name in required if name not in header]
     if missing:
         problems.append(f"missing required column(s): {', '.join(missing)}")
@@ -375,6 +375,12 @@ def _check_header(header: list[str], columns: Sequence[str], required: Sequence[
             f"The header is wrong: {'; '.join(problems)}. Expected columns: {expected} "
             f"(required: {', '.join(required)})."
         )
+
+
+def _shown(name: str) -> str:
+    """A header name as a message shows it: quoted and escaped when it holds characters that
+    a terminal or a page would not show as themselves (control characters, line breaks)."""
+    return name if name.isprintable() else repr(name)
 
 
 # --- Cells ------------------------------------------------------------------------------------
