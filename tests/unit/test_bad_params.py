@@ -129,6 +129,9 @@ def _dashboard_values() -> st.SearchStrategy[str]:
     raw=RAW_QUERY,
     as_buyer=st.booleans(),
 )
+@example(view="orders:dashboard", pairs=[("vendor", "1\x00")], raw="", as_buyer=False)
+@example(view="orders:dashboard_csv", pairs=[("buyer", "\x00")], raw="%ff", as_buyer=True)
+@example(view="orders:vendors", pairs=[("sort", "-\x00")], raw="", as_buyer=False)
 def test_dashboard_pages_answer_any_query_string_without_a_server_error(
     staff_client: Client,
     buyer_client: Client,
@@ -216,6 +219,13 @@ def _changelist_request(draw: Any) -> tuple[str, str]:
 
 @MANY
 @given(request=_changelist_request())
+# PostgreSQL refuses NUL in text, which psycopg raises as an error rather than finding nothing.
+@example(request=("/admin/orders/purchaseorder/", "q=%00"))
+@example(request=("/admin/orders/purchaseorder/", "status__exact=placed%00"))
+@example(request=("/admin/orders/purchaseorder/export-csv/", "q=a%00b"))
+@example(request=("/admin/orders/slipalert/", "code__exact=%00&o=1.-2"))
+@example(request=("/admin/orders/purchaseorder/", "placed_on__year=99999&placed_on__month=13"))
+@example(request=("/admin/orders/purchaseorder/", "vendor__id__exact=99999999999999999999"))
 def test_admin_lists_answer_any_filter_search_or_ordering_without_a_server_error(
     staff_client: Client, request: tuple[str, str]
 ) -> None:
@@ -388,3 +398,22 @@ def test_the_plausible_posts_get_past_validation(
         if response.status_code == 302:
             saved.append(page)
     assert len(saved) >= len(form_pages) * 2 // 3, saved
+
+
+def test_admin_pages_of_an_object_that_cannot_exist_send_back_to_the_index_or_404(
+    admin_user: Any,
+) -> None:
+    """Django's answer to a missing object is a redirect with a message; the tracker's own
+    pages under an object (moving an allocation) answer 404."""
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    for object_id in ("abc", "99999999999999999999", "%00"):
+        for model in ORDERS_ADMINS:
+            base = reverse(f"admin:orders_{model._meta.model_name}_changelist")
+            for url in (f"{base}{object_id}/change/", f"{base}{object_id}/delete/"):
+                response = client.get(url)
+                assert response.status_code in (302, 403, 404), (url, response.status_code)
+        response = client.post(f"{base}{object_id}/delete/", {"post": "yes"})
+        assert response.status_code in (302, 403, 404), (base, response.status_code)
+        move = f"{reverse('admin:orders_allocation_changelist')}{object_id}/move/"
+        assert client.get(move).status_code in (302, 404)
