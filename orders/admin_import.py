@@ -185,7 +185,9 @@ class CsvImportAdminMixin:
 
     def _csv_import_confirm(self, request: HttpRequest, spec: ImportKind) -> HttpResponse:
         stashed = request.session.get(_session_key(spec))
-        if not stashed or not secrets.compare_digest(stashed["token"], request.POST["token"]):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+        posted = request.POST["token"].encode()
+        if not stashed or not secrets.compare_digest(stashed["token"].encode(), posted):
             messages.error(
                 request,
                 "This preview is no longer available (another upload replaced it, or the "

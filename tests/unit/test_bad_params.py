@@ -17,6 +17,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.http import HttpResponse
 from django.test import Client
@@ -147,6 +148,9 @@ def test_dashboard_pages_answer_any_query_string_without_a_server_error(
     if response.status_code == 400:
         assert view == "orders:dashboard_csv"  # the pages show a bad filter as a form error
         assert response.content.startswith(b"Bad filter:")
+    elif view == "orders:dashboard":
+        form = response.context["form"]
+        assert bool(form.errors) == (b'id="filter-errors"' in response.content)
 
 
 @MANY
@@ -237,6 +241,56 @@ def test_admin_lists_answer_any_filter_search_or_ordering_without_a_server_error
     assert response.status_code in (200, 302, 400), (url, query, response.status_code)
     if response.status_code == 302:
         assert response["Location"].endswith("?e=1")
+
+
+# --- Admin CSV import pages ----------------------------------------------------------------------
+
+IMPORT_PAGES = {
+    "orders": (
+        "admin:orders_purchaseorder_import_orders",
+        b"po_number,vendor,buyer_email,gpu_model,quantity,unit_price,currency,placed_on\n"
+        b"PO-T-1,Northwind Servers,bob@gpu-buyers.example,A10,8,2800,USD,2023-05-02\n",
+    ),
+    "quotes": (
+        "admin:orders_purchaseorder_import_quotes",
+        b"po_number,quoted_on,delivery_date\nPO-2023-0412,2023-08-01,2024-01-15\n",
+    ),
+    "prices": (
+        "admin:orders_pricequote_import_prices",
+        b"vendor,gpu_model,unit_price,currency,quoted_on\nStratus Cloud,A10,3000,USD,2023-05-02\n",
+    ),
+}
+
+
+@pytest.fixture
+def previewed(staff_client: Client) -> Client:
+    """A file of each kind previewed and waiting for its confirmation in the session."""
+    for name, content in IMPORT_PAGES.values():
+        preview = staff_client.post(
+            reverse(name), {"file": SimpleUploadedFile("ok.csv", content, "text/csv")}
+        )
+        assert preview.context["token"]
+    return staff_client
+
+
+@MANY
+@given(
+    kind=st.sampled_from(sorted(IMPORT_PAGES)),
+    token=st.one_of(param_value(), st.lists(param_value(), min_size=2, max_size=3)),
+)
+# secrets.compare_digest raises TypeError for a str with non-ASCII characters.
+@example(kind="orders", token="é")
+@example(kind="prices", token="\x00")
+def test_a_confirm_with_a_wrong_token_says_to_upload_again_and_imports_nothing(
+    previewed: Client, kind: str, token: Any
+) -> None:
+    url = reverse(IMPORT_PAGES[kind][0])
+    with _rolled_back():
+        response = previewed.post(url, {"token": token}, follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain == [(url, 302)]
+    assert "upload the file again" in response.content.decode()
+    assert f"csv_import_{kind}" in previewed.session  # the right token still works
 
 
 # --- Admin add and change forms ----------------------------------------------------------------
