@@ -105,8 +105,7 @@ class CsvUploadForm(forms.Form):
         limit = settings.IMPORT_MAX_BYTES
         if self.rejected is not None:
             # Dropped while it streamed in (orders.uploads): its size is the request's.
-            size = self.rejected.size
-            raise forms.ValidationError(_too_large(size if size else None, limit))
+            raise forms.ValidationError(_too_large(self.rejected.size, limit))
         if not upload:
             raise forms.ValidationError("Choose a CSV file to upload.")
         if upload.size > limit:

@@ -26,7 +26,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from orders.demo import load_demo
-from orders.models import PurchaseOrder
+from orders.models import Allocation, PurchaseOrder
 from tests.hostile import BAD_INPUT, param_value
 
 pytestmark = pytest.mark.django_db
@@ -420,6 +420,22 @@ def test_admin_forms_answer_any_post_with_a_form_error_or_a_save_never_a_server_
     assert response.status_code in (200, 302, 400), (url, response.status_code)
     if response.status_code == 200:
         assert response.context["errors"], "a form shown again says what is wrong"
+
+
+@MANY
+@given(
+    to_line=st.one_of(param_value(), st.integers(min_value=1, max_value=12).map(str)),
+    gpus=st.one_of(param_value(), st.integers(min_value=-5, max_value=500).map(str)),
+)
+def test_moving_an_allocation_answers_any_post_with_a_form_error_or_the_move(
+    staff_client: Client, to_line: str, gpus: str
+) -> None:
+    url = reverse("admin:orders_allocation_move", args=[Allocation.objects.order_by("pk")[0].pk])
+    with _rolled_back():
+        response = staff_client.post(url, {"to_line": to_line, "gpus": gpus})
+    assert response.status_code in (200, 302), response.status_code
+    if response.status_code == 200:
+        assert response.context["form"].errors
 
 
 def test_every_model_with_an_admin_form_is_covered(form_pages: dict[str, Any]) -> None:
