@@ -285,6 +285,11 @@ def _decode(content: bytes) -> str:
             "This is a spreadsheet workbook (.xlsx or .ods), not CSV: save it as "
             "'CSV UTF-8 (comma delimited)' and import that."
         )
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _FileError(
+            "This file is UTF-16 text (what Excel saves as 'Unicode Text'), not UTF-8: save "
+            "it as 'CSV UTF-8 (comma delimited)' and import that."
+        )
     if b"\x00" in content:
         raise _FileError(
             "This is not a text file (it contains NUL bytes; UTF-16 text has them too): "

@@ -386,7 +386,8 @@ def test_quoted_cells_with_commas_quotes_and_line_breaks_are_read() -> None:
             None,
             "not UTF-8 text: byte 0xE9 on line 2",
         ),
-        ("po_number".encode("utf-16"), None, "not a text file"),
+        ("po_number".encode("utf-16"), None, "This file is UTF-16 text"),
+        ("po_number".encode("utf-16-be"), None, "not a text file (it contains NUL bytes"),
         (b"PK\x03\x04\x14\x00\x06\x00", None, "spreadsheet workbook"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", None, "not a text file"),
         (
