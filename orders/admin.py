@@ -17,9 +17,9 @@ from orders import alerts, services
 from orders.admin_export import PurchaseOrderExportMixin
 from orders.admin_filters import AcknowledgedFilter
 from orders.admin_import import CsvImportAdminMixin
+from orders.admin_input import SafeAdminMixin, SafeAutocompleteMixin
 from orders.admin_prices import VendorScorecardMixin
 from orders.admin_quotas import OrderLineAllocationsMixin
-from orders.admin_widgets import SafeAutocompleteMixin
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -169,7 +169,7 @@ class SlippingFilter(admin.SimpleListFilter):
 
 @admin.register(PurchaseOrder)
 class PurchaseOrderAdmin(
-    SafeAutocompleteMixin, PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin
+    SafeAdminMixin, PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin
 ):
     csv_import_kinds = ("orders", "quotes")
     list_display = [
@@ -278,7 +278,7 @@ class PurchaseOrderAdmin(
 
 
 @admin.register(Vendor)
-class VendorAdmin(VendorScorecardMixin, admin.ModelAdmin):
+class VendorAdmin(SafeAdminMixin, VendorScorecardMixin, admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "kind", *VendorScorecardMixin.scorecard_columns, "active"]
     list_filter = ["kind", "active"]
@@ -286,14 +286,14 @@ class VendorAdmin(VendorScorecardMixin, admin.ModelAdmin):
 
 
 @admin.register(GpuModel)
-class GpuModelAdmin(admin.ModelAdmin):
+class GpuModelAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = ["name", "family", "memory_gb"]
     list_filter = ["family"]
     search_fields = ["name", "family"]
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(SafeAutocompleteMixin, OrderLineAllocationsMixin, admin.ModelAdmin):
+class OrderLineAdmin(SafeAdminMixin, OrderLineAllocationsMixin, admin.ModelAdmin):
     list_display = [
         "order",
         "gpu_model",
@@ -330,7 +330,7 @@ class OrderLineAdmin(SafeAutocompleteMixin, OrderLineAllocationsMixin, admin.Mod
 
 
 @admin.register(DeliveryQuote)
-class DeliveryQuoteAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
+class DeliveryQuoteAdmin(SafeAdminMixin, admin.ModelAdmin):
     """Quotes are history: they can be added and read, never edited or deleted here."""
 
     list_display = ["order", "line", "quoted_on", "delivery_date", "source", "recorded_by"]
@@ -361,7 +361,7 @@ class DeliveryQuoteAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
+class DeliveryAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = ["order", "line", "quantity", "delivered_on", "recorded_by"]
     list_filter = ["order__vendor", "delivered_on"]
     list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]
@@ -393,7 +393,7 @@ class DeliveryAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
 
 
 @admin.register(SlipAlert)
-class SlipAlertAdmin(admin.ModelAdmin):
+class SlipAlertAdmin(SafeAdminMixin, admin.ModelAdmin):
     """Alerts are recorded by the scan; people only acknowledge them."""
 
     list_display = [
@@ -442,7 +442,7 @@ class SlipAlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxEmail)
-class OutboxEmailAdmin(admin.ModelAdmin):
+class OutboxEmailAdmin(SafeAdminMixin, admin.ModelAdmin):
     """The alert emails: what was sent to whom, and what is waiting for a retry."""
 
     list_display = ["created_at", "recipient_email", "subject", "status", "attempts", "sent_at"]
@@ -458,7 +458,7 @@ class OutboxEmailAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScanRun)
-class ScanRunAdmin(admin.ModelAdmin):
+class ScanRunAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = [
         "started_at",
         "finished_at",

@@ -17,7 +17,7 @@ from django.urls import path
 from orders import alerts, exposure, services
 from orders.admin_filters import AcknowledgedFilter
 from orders.admin_import import CsvImportAdminMixin
-from orders.admin_widgets import SafeAutocompleteMixin
+from orders.admin_input import SafeAdminMixin
 from orders.models import ExchangeRate, PriceAlert, PriceQuote, Vendor
 from orders.scorecards import (
     price_change_by_vendor,
@@ -28,7 +28,7 @@ from orders.scorecards import (
 
 
 @admin.register(PriceQuote)
-class PriceQuoteAdmin(SafeAutocompleteMixin, CsvImportAdminMixin, admin.ModelAdmin):
+class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, admin.ModelAdmin):
     """Prices are facts as quoted: add a new one rather than editing an old one, or import a
     price sheet."""
 
@@ -79,14 +79,14 @@ class PriceQuoteAdmin(SafeAutocompleteMixin, CsvImportAdminMixin, admin.ModelAdm
 
 
 @admin.register(ExchangeRate)
-class ExchangeRateAdmin(admin.ModelAdmin):
+class ExchangeRateAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = ["valid_on", "currency", "to_currency", "rate"]
     list_filter = ["currency", "to_currency"]
     date_hierarchy = "valid_on"
 
 
 @admin.register(PriceAlert)
-class PriceAlertAdmin(admin.ModelAdmin):
+class PriceAlertAdmin(SafeAdminMixin, admin.ModelAdmin):
     """Recorded by the price scan; people only acknowledge them."""
 
     list_display = [

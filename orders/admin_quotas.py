@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from orders import quotas
-from orders.admin_widgets import SafeAutocompleteMixin
+from orders.admin_input import SafeAdminMixin
 from orders.models import Allocation, OrderLine, PurchaseOrder, Quota, Team
 from orders.quotas import allocations_with_availability, lines_with_free_gpus, quotas_with_usage
 
@@ -129,7 +129,7 @@ class OrderLineAllocationsMixin:
 
 
 @admin.register(Team)
-class TeamAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
+class TeamAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = ["name", "lead", "lead_email", "member_count", "quota_count"]
     list_select_related = ["lead"]
     search_fields = ["name", "lead__username", "lead__email"]
@@ -193,7 +193,7 @@ class QuotaAllocationInline(admin.TabularInline):
 
 
 @admin.register(Quota)
-class QuotaAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
+class QuotaAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = [
         "team",
         "gpu_model",
@@ -307,7 +307,7 @@ def _line_label(line: Any) -> str:
 
 
 @admin.register(Allocation)
-class AllocationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
+class AllocationAdmin(SafeAdminMixin, admin.ModelAdmin):
     form = LimitCheckedAllocationForm
     list_display = [
         "team",

@@ -1,21 +1,25 @@
-"""Autocomplete widgets that survive a bad value.
+"""Admin parts that survive a bad posted value.
 
-Django's admin autocomplete widgets look up the selected values when a form is shown again
-after an error: `queryset.filter(pk__in=[...])` with whatever was posted. A value that is not an
-id (`abc`, a space) raises ValueError there and an id beyond the column's range OverflowError on
-SQLite, so a form that should say "Select a valid choice" is a 500 instead. These widgets
-leave such values out of the lookup; the field's own validation still reports them.
+Django's admin looks posted ids up without checking them first in two places: the autocomplete
+widgets, when a form is shown again after an error (`queryset.filter(pk__in=[...])`), and list
+actions, on the selected rows (`queryset.filter(pk__in=selected)`). A value that is not an id
+(`abc`, a space) raises ValueError there, and an id beyond the column's range OverflowError on
+SQLite, so a form that should say "Select a valid choice" or a list that should say "nothing
+selected" is a 500 instead. `SafeAdminMixin` (on every ModelAdmin of the tracker) leaves such
+values out of the lookup, or refuses the action with a message.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
+from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Field
-from django.http import HttpRequest
+from django.db.models import Field, QuerySet
+from django.http import HttpRequest, HttpResponse
 
 
 def _can_look_up(target: Field, value: Any, using: str | None) -> bool:
@@ -71,3 +75,26 @@ class SafeAutocompleteMixin:
 
     def get_autocomplete_fields(self, request: HttpRequest) -> Any:
         return super().get_autocomplete_fields(request)  # type: ignore[misc]
+
+
+class SafeActionsMixin:
+    """For a ModelAdmin: an action on selected rows whose ids are not ids is refused with a
+    message (Django then shows the list again), instead of failing the lookup."""
+
+    model: Any
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        pk = self.model._meta.pk
+        if not all(_can_look_up(pk, value, queryset.db) for value in selected):
+            self.message_user(  # type: ignore[attr-defined]
+                request,
+                "Some of the selected rows are not rows of this list; nothing was changed.",
+                messages.WARNING,
+            )
+            return None
+        return super().response_action(request, queryset)  # type: ignore[misc]
+
+
+class SafeAdminMixin(SafeAutocompleteMixin, SafeActionsMixin):
+    """Both, for every ModelAdmin of the tracker."""
