@@ -17,6 +17,7 @@ from orders import alerts, services
 from orders.admin_export import PurchaseOrderExportMixin
 from orders.admin_filters import AcknowledgedFilter
 from orders.admin_import import CsvImportAdminMixin
+from orders.admin_input import SafeAdminMixin, SafeAutocompleteMixin
 from orders.admin_prices import VendorScorecardMixin
 from orders.admin_quotas import OrderLineAllocationsMixin
 from orders.admin_scope import OrderScopedAdmin, OrderScopedInline
@@ -68,7 +69,7 @@ class DeliveryInlineFormSet(ParentAwareInlineFormSet):
                 )
 
 
-class OrderLineInline(OrderScopedInline, admin.TabularInline):
+class OrderLineInline(SafeAutocompleteMixin, OrderScopedInline, admin.TabularInline):
     model = OrderLine
     formset = ParentAwareInlineFormSet
     extra = 0
@@ -168,7 +169,10 @@ class SlippingFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, OrderScopedAdmin):
+class PurchaseOrderAdmin(
+    SafeAdminMixin, PurchaseOrderExportMixin, CsvImportAdminMixin, OrderScopedAdmin
+):
+    csv_import_kinds = ("orders", "quotes")
     list_display = [
         "po_number",
         "vendor",
@@ -287,7 +291,7 @@ class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, OrderSco
 
 
 @admin.register(Vendor)
-class VendorAdmin(VendorScorecardMixin, admin.ModelAdmin):
+class VendorAdmin(SafeAdminMixin, VendorScorecardMixin, admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "kind", *VendorScorecardMixin.scorecard_columns, "active"]
     list_filter = ["kind", "active"]
@@ -295,14 +299,14 @@ class VendorAdmin(VendorScorecardMixin, admin.ModelAdmin):
 
 
 @admin.register(GpuModel)
-class GpuModelAdmin(admin.ModelAdmin):
+class GpuModelAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = ["name", "family", "memory_gb"]
     list_filter = ["family"]
     search_fields = ["name", "family"]
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(OrderLineAllocationsMixin, OrderScopedAdmin):
+class OrderLineAdmin(SafeAdminMixin, OrderLineAllocationsMixin, OrderScopedAdmin):
     list_display = [
         "order",
         "gpu_model",
@@ -339,7 +343,7 @@ class OrderLineAdmin(OrderLineAllocationsMixin, OrderScopedAdmin):
 
 
 @admin.register(DeliveryQuote)
-class DeliveryQuoteAdmin(OrderScopedAdmin):
+class DeliveryQuoteAdmin(SafeAdminMixin, OrderScopedAdmin):
     """Quotes are history: they can be added and read, never edited or deleted here."""
 
     list_display = ["order", "line", "quoted_on", "delivery_date", "source", "recorded_by"]
@@ -370,7 +374,7 @@ class DeliveryQuoteAdmin(OrderScopedAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(OrderScopedAdmin):
+class DeliveryAdmin(SafeAdminMixin, OrderScopedAdmin):
     list_display = ["order", "line", "quantity", "delivered_on", "recorded_by"]
     list_filter = ["order__vendor", "delivered_on"]
     list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]
@@ -402,7 +406,7 @@ class DeliveryAdmin(OrderScopedAdmin):
 
 
 @admin.register(SlipAlert)
-class SlipAlertAdmin(OrderScopedAdmin):
+class SlipAlertAdmin(SafeAdminMixin, OrderScopedAdmin):
     """Alerts are recorded by the scan; people only acknowledge them."""
 
     list_display = [
@@ -451,7 +455,7 @@ class SlipAlertAdmin(OrderScopedAdmin):
 
 
 @admin.register(OutboxEmail)
-class OutboxEmailAdmin(admin.ModelAdmin):
+class OutboxEmailAdmin(SafeAdminMixin, admin.ModelAdmin):
     """The alert emails: what was sent to whom, and what is waiting for a retry."""
 
     list_display = [
@@ -475,7 +479,7 @@ class OutboxEmailAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScanRun)
-class ScanRunAdmin(admin.ModelAdmin):
+class ScanRunAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = [
         "started_at",
         "finished_at",

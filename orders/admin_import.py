@@ -25,6 +25,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from orders import csv_format, imports, permissions
+from orders.uploads import RejectedUpload, rejected_upload
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,18 @@ IMPORT_KINDS = {
             notes="A vendor's re-quote sheet for existing POs. gpu_model aims a quote at that "
             "line of the order; empty means the whole order.",
         ),
+        ImportKind(
+            slug="prices",
+            title="Import price sheet CSV",
+            permission="orders.add_pricequote",
+            importer=imports.prices_import,
+            required=csv_format.PRICE_REQUIRED,
+            optional=tuple(
+                c for c in csv_format.PRICE_COLUMNS if c not in csv_format.PRICE_REQUIRED
+            ),
+            notes="A vendor's price sheet: a unit price per row, for a vendor and GPU model "
+            "already recorded, on the day it was quoted.",
+        ),
     )
 }
 # Errors listed on a page; a file with more says how many were left out.
@@ -79,28 +92,45 @@ SHOWN_ERRORS = 200
 
 
 class CsvUploadForm(forms.Form):
+    # Not required: an empty field and a file dropped for its size need different messages.
     file = forms.FileField(
-        label="CSV file", help_text="UTF-8 (with or without BOM), comma-separated."
+        label="CSV file", help_text="UTF-8 (with or without BOM), comma-separated.", required=False
     )
+
+    def __init__(self, *args: Any, rejected: RejectedUpload | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rejected = rejected
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
         limit = settings.IMPORT_MAX_BYTES
+        if self.rejected is not None:
+            # Dropped while it streamed in (orders.uploads): its size is the request's.
+            raise forms.ValidationError(_too_large(self.rejected.size, limit))
+        if not upload:
+            raise forms.ValidationError("Choose a CSV file to upload.")
         if upload.size > limit:
-            raise forms.ValidationError(
-                f"The file is {filesizeformat(upload.size)}; imports are limited to "
-                f"{filesizeformat(limit)} (IMPORT_MAX_BYTES). Split it, or use the "
-                "import_orders / import_quotes management command."
-            )
+            raise forms.ValidationError(_too_large(upload.size, limit))
         return upload
 
 
+def _too_large(size: int | None, limit: int) -> str:
+    shown = f"is {filesizeformat(size)}" if size else "is larger than that"
+    return (
+        f"The file {shown}; imports are limited to {filesizeformat(limit)} "
+        "(IMPORT_MAX_BYTES). Split it, or import it with the management command "
+        "(import_orders, import_quotes, import_prices), which has no limit."
+    )
+
+
 class CsvImportAdminMixin:
-    """Adds the import pages of every IMPORT_KINDS entry to a ModelAdmin (used on the
-    purchase order admin, whose change list links to them)."""
+    """Adds the import pages of the IMPORT_KINDS named in `csv_import_kinds` to a ModelAdmin,
+    whose change list links to them (orders and quotes on the purchase orders, prices on the
+    price quotes)."""
 
     admin_site: Any
     opts: Any
+    csv_import_kinds: tuple[str, ...] = ()
 
     def get_urls(self) -> list[URLPattern]:
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
@@ -111,7 +141,7 @@ class CsvImportAdminMixin:
                 {"kind": slug},
                 name=f"{prefix}_import_{slug}",
             )
-            for slug in IMPORT_KINDS
+            for slug in self.csv_import_kinds
         ]
         return urls + super().get_urls()
 
@@ -126,8 +156,12 @@ class CsvImportAdminMixin:
             raise PermissionDenied
         if request.method == "POST" and "token" in request.POST:
             return self._csv_import_confirm(request, spec)
-        form = CsvUploadForm(request.POST or None, request.FILES or None)
-        if request.method != "POST" or not form.is_valid():
+        if request.method != "POST":
+            return self._csv_render(
+                request, spec, "admin/orders/import_form.html", form=CsvUploadForm()
+            )
+        form = CsvUploadForm(request.POST, request.FILES, rejected=rejected_upload(request, "file"))
+        if not form.is_valid():
             return self._csv_render(request, spec, "admin/orders/import_form.html", form=form)
         upload = form.cleaned_data["file"]
         content = upload.read()
@@ -156,7 +190,9 @@ class CsvImportAdminMixin:
 
     def _csv_import_confirm(self, request: HttpRequest, spec: ImportKind) -> HttpResponse:
         stashed = request.session.get(_session_key(spec))
-        if not stashed or not secrets.compare_digest(stashed["token"], request.POST["token"]):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+        posted = request.POST["token"].encode()
+        if not stashed or not secrets.compare_digest(stashed["token"].encode(), posted):
             messages.error(
                 request,
                 "This preview is no longer available (another upload replaced it, or the "

@@ -16,6 +16,8 @@ from django.urls import path
 
 from orders import alerts, exposure, permissions, services
 from orders.admin_filters import AcknowledgedFilter
+from orders.admin_import import CsvImportAdminMixin
+from orders.admin_input import SafeAdminMixin
 from orders.models import ExchangeRate, PriceAlert, PriceQuote, Vendor
 from orders.scorecards import (
     price_change_by_vendor,
@@ -26,8 +28,11 @@ from orders.scorecards import (
 
 
 @admin.register(PriceQuote)
-class PriceQuoteAdmin(admin.ModelAdmin):
-    """Prices are facts as quoted: add a new one rather than editing an old one."""
+class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, admin.ModelAdmin):
+    """Prices are facts as quoted: add a new one rather than editing an old one, or import a
+    price sheet."""
+
+    csv_import_kinds = ("prices",)
 
     list_display = ["quoted_on", "gpu_model", "vendor", "unit_price", "currency", "source", "note"]
     list_filter = ["source", "currency", "gpu_model", ("vendor", admin.RelatedOnlyFieldListFilter)]
@@ -78,14 +83,14 @@ class PriceQuoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExchangeRate)
-class ExchangeRateAdmin(admin.ModelAdmin):
+class ExchangeRateAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = ["valid_on", "currency", "to_currency", "rate"]
     list_filter = ["currency", "to_currency"]
     date_hierarchy = "valid_on"
 
 
 @admin.register(PriceAlert)
-class PriceAlertAdmin(admin.ModelAdmin):
+class PriceAlertAdmin(SafeAdminMixin, admin.ModelAdmin):
     """Recorded by the price scan; people only acknowledge them."""
 
     list_display = [

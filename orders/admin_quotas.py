@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from orders import permissions, quotas
+from orders.admin_input import SafeAdminMixin
 from orders.admin_scope import OrderScopedAdmin, OrderScopedInline
 from orders.models import Allocation, OrderLine, PurchaseOrder, Quota, Team
 from orders.quotas import allocations_with_availability, lines_with_free_gpus, quotas_with_usage
@@ -130,7 +131,7 @@ class OrderLineAllocationsMixin:
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = ["name", "lead", "lead_email", "member_count", "quota_count"]
     list_select_related = ["lead"]
     search_fields = ["name", "lead__username", "lead__email"]
@@ -199,7 +200,7 @@ class QuotaAllocationInline(admin.TabularInline):
 
 
 @admin.register(Quota)
-class QuotaAdmin(admin.ModelAdmin):
+class QuotaAdmin(SafeAdminMixin, admin.ModelAdmin):
     list_display = [
         "team",
         "gpu_model",
@@ -316,7 +317,7 @@ def _line_label(line: Any) -> str:
 
 
 @admin.register(Allocation)
-class AllocationAdmin(OrderScopedAdmin):
+class AllocationAdmin(SafeAdminMixin, OrderScopedAdmin):
     form = LimitCheckedAllocationForm
     order_path = "line__order"
     list_display = [

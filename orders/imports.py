@@ -319,6 +319,11 @@ def _decode(content: bytes) -> str:
             "This is a spreadsheet workbook (.xlsx or .ods), not CSV: save it as "
             "'CSV UTF-8 (comma delimited)' and import that."
         )
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _FileError(
+            "This file is UTF-16 text (what Excel saves as 'Unicode Text'), not UTF-8: save "
+            "it as 'CSV UTF-8 (comma delimited)' and import that."
+        )
     if b"\x00" in content:
         raise _FileError(
             "This is not a text file (it contains NUL bytes; UTF-16 text has them too): "
@@ -397,10 +402,10 @@ def _check_header(header: list[str], columns: Sequence[str], required: Sequence[
         problems.append(f"header cell(s) {', '.join(unnamed)} have no column name")
     repeated = sorted({name for name in header if name and header.count(name) > 1})
     if repeated:
-        problems.append(f"column(s) named twice: {', '.join(repeated)}")
+        problems.append(f"column(s) named twice: {', '.join(map(_shown, repeated))}")
     unknown = [name for name in header if name and name not in columns]
     if unknown:
-        problems.append(f"unknown column(s): {', '.join(unknown)}")
+        problems.append(f"unknown column(s): {', '.join(map(_shown, unknown))}")
     missing = [name for name in required if name not in header]
     if missing:
         problems.append(f"missing required column(s): {', '.join(missing)}")
@@ -409,6 +414,12 @@ def _check_header(header: list[str], columns: Sequence[str], required: Sequence[
             f"The header is wrong: {'; '.join(problems)}. Expected columns: {expected} "
             f"(required: {', '.join(required)})."
         )
+
+
+def _shown(name: str) -> str:
+    """A header name as a message shows it: quoted and escaped when it holds characters that
+    a terminal or a page would not show as themselves (control characters, line breaks)."""
+    return name if name.isprintable() else repr(name)
 
 
 # --- Cells ------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "orders.middleware.RejectNulInQueryStringMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -206,8 +207,21 @@ OUTBOX_STALE_SENDING_MINUTES = env.int("OUTBOX_STALE_SENDING_MINUTES", default=1
 
 # --- CSV imports -----------------------------------------------------------------------------
 # Largest file the admin accepts for an import (bytes); the upload is kept in the session
-# between the preview and the confirmation. The management commands have no limit.
+# between the preview and the confirmation. The management commands have no limit (the
+# operator's tool, reading a local file). The handler drops a larger file as it streams in,
+# before it is stored in memory or on disk (orders/uploads.py).
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
+FILE_UPLOAD_HANDLERS = [
+    "orders.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# Django's defaults, stated because they bound what a request may hold in memory: an upload
+# over 2.5 MB goes to a temporary file; the other fields of a form (everything but files)
+# may total 2.5 MB, and at most 1,000 of them, else the request is a 400.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # --- Security (production turns these on through the environment) -----------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)

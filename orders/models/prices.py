@@ -122,7 +122,9 @@ class PriceAlert(models.Model):
         related_name="+",
         help_text="The lowest price in the window before it.",
     )
-    rise_percent = models.DecimalField(max_digits=9, decimal_places=2)
+    # Wide enough for any two prices a PriceQuote can hold (0.01 -> 999,999,999,999.99 is
+    # +9,999,999,999,999,800%): a typo in a price sheet must raise an alert, not an error.
+    rise_percent = models.DecimalField(max_digits=20, decimal_places=2)
     message = models.CharField(max_length=300)
     detected_at = models.DateTimeField(default=timezone.now)
     notified_at = models.DateTimeField(null=True, blank=True)

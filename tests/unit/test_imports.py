@@ -4,7 +4,9 @@ column, and tolerant of what spreadsheets write (BOM, CRLF, blank rows, padded c
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date, timedelta
+from decimal import Decimal
 from io import StringIO
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -24,8 +27,17 @@ from orders import csv_format
 from orders.dates import today
 from orders.demo import load_demo
 from orders.imports import ImportReport, RowError, orders_import, quotes_import
-from orders.models import DeliveryQuote, GpuModel, OrderLine, PurchaseOrder, SlipAlert, Vendor
+from orders.models import (
+    DeliveryQuote,
+    GpuModel,
+    OrderLine,
+    PriceQuote,
+    PurchaseOrder,
+    SlipAlert,
+    Vendor,
+)
 from orders.roles import Role
+from orders.uploads import SizeLimitUploadHandler, rejected_upload
 from tests.conftest import run_at_once
 from tests.factories import NO_ROLE, UserFactory
 
@@ -375,7 +387,8 @@ def test_quoted_cells_with_commas_quotes_and_line_breaks_are_read() -> None:
             None,
             "not UTF-8 text: byte 0xE9 on line 2",
         ),
-        ("po_number".encode("utf-16"), None, "not a text file"),
+        ("po_number".encode("utf-16"), None, "This file is UTF-16 text"),
+        ("po_number".encode("utf-16-be"), None, "not a text file (it contains NUL bytes"),
         (b"PK\x03\x04\x14\x00\x06\x00", None, "spreadsheet workbook"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", None, "not a text file"),
         (
@@ -733,6 +746,101 @@ def test_admin_upload_over_the_size_limit_is_refused(
     assert "csv_import_orders" not in admin_client_logged_in.session
 
 
+def test_admin_upload_over_the_limit_names_its_size_and_the_limit(
+    admin_client_logged_in: Any, settings: Any
+) -> None:
+    settings.IMPORT_MAX_BYTES = 1000
+    content = _csv([_order(po_number=f"PO-{n}") for n in range(20)])  # about 2.6 KB
+    response = _upload(admin_client_logged_in, IMPORT_ORDERS, content)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    # The size is the request's: the file and a few hundred bytes of form around it.
+    size = re.search(r"The file is ([\d.]+)\xa0KB; imports are limited to 1000\xa0bytes", html)
+    assert size, html
+    assert len(content) / 1024 <= float(size.group(1)) <= (len(content) + 1024) / 1024
+    assert "import_orders, import_quotes, import_prices" in html
+    assert "Confirm import" not in html
+    assert not PurchaseOrder.objects.exists()
+
+
+def test_admin_upload_of_exactly_the_limit_is_accepted(
+    admin_client_logged_in: Any, settings: Any
+) -> None:
+    content = _csv([_order()])
+    settings.IMPORT_MAX_BYTES = len(content)
+    response = _upload(admin_client_logged_in, IMPORT_ORDERS, content)
+    assert "Confirm import" in response.content.decode()
+
+    settings.IMPORT_MAX_BYTES = len(content) - 1
+    response = _upload(admin_client_logged_in, IMPORT_ORDERS, content)
+    assert "imports are limited to" in response.content.decode()
+
+
+def test_admin_upload_without_a_file_asks_for_one(admin_client_logged_in: Any) -> None:
+    response = admin_client_logged_in.post(IMPORT_ORDERS, {})
+    assert response.status_code == 200
+    assert "Choose a CSV file to upload." in response.content.decode()
+
+
+class _Recorder(FileUploadHandler):
+    """Stands where Django's memory and temporary-file handlers stand, and counts what they
+    would have stored."""
+
+    stored = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        _Recorder.stored += len(raw_data)
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("file_bytes", "stored_at_most"),
+    [
+        # The request says it is far over the limit: dropped before its first byte.
+        (200_000, 0),
+        # Over by less than a form could add: dropped once the limit is passed, so at most
+        # the limit (and one chunk of the stream) was passed on.
+        (3_000, 1_000),
+    ],
+)
+def test_the_upload_handler_drops_a_file_over_the_limit_before_storing_it(
+    settings: Any, rf: Any, file_bytes: int, stored_at_most: int
+) -> None:
+    settings.IMPORT_MAX_BYTES = 1_000
+    request = rf.post(
+        "/upload/",
+        {"file": SimpleUploadedFile("big.csv", b"x" * file_bytes), "note": "kept"},
+    )
+    request.upload_handlers = [SizeLimitUploadHandler(request), _Recorder(request)]
+    _Recorder.stored = 0
+
+    assert request.FILES.get("file") is None
+    assert request.POST["note"] == "kept"  # the rest of the form (the CSRF token) is read
+    rejected = rejected_upload(request, "file")
+    assert rejected is not None
+    assert rejected.file_name == "big.csv"
+    assert rejected.limit == 1_000
+    assert rejected.size == int(request.META["CONTENT_LENGTH"])
+    assert file_bytes < rejected.size < file_bytes + 1_000
+    assert _Recorder.stored <= stored_at_most + 64 * 1024  # Django streams 64 KB chunks
+    if stored_at_most == 0:
+        assert _Recorder.stored == 0
+
+
+def test_the_upload_settings_keep_requests_bounded() -> None:
+    from django.conf import settings
+
+    assert settings.FILE_UPLOAD_HANDLERS[0] == "orders.uploads.SizeLimitUploadHandler"
+    assert settings.IMPORT_MAX_BYTES == 10 * 1024 * 1024
+    # Files over this go to a temporary file instead of memory; form fields are capped.
+    assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE <= settings.IMPORT_MAX_BYTES
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE is not None
+    assert settings.DATA_UPLOAD_MAX_NUMBER_FIELDS is not None
+
+
 def test_confirm_reports_what_changed_since_the_preview(admin_client_logged_in: Any) -> None:
     preview = _upload(admin_client_logged_in, IMPORT_ORDERS, _csv([_order()]))
     load_demo()  # meanwhile PO-2023-0412 is recorded, in another currency
@@ -759,6 +867,44 @@ def test_admin_quotes_upload_adds_a_line_quote(admin_client_logged_in: Any) -> N
     quote = DeliveryQuote.objects.get(delivery_date=D("2023-09-01"))
     assert quote.line.gpu_model.name == "A100 80GB SXM"
     assert quote.source == "CSV import requotes.csv"
+
+
+IMPORT_PRICES = reverse("admin:orders_pricequote_import_prices")
+PRICE_CHANGELIST = reverse("admin:orders_pricequote_changelist")
+
+
+def test_admin_price_sheet_upload_previews_then_imports(admin_client_logged_in: Any) -> None:
+    load_demo()
+    assert (
+        f'href="{IMPORT_PRICES}"' in admin_client_logged_in.get(PRICE_CHANGELIST).content.decode()
+    )
+    content = (
+        b"vendor,gpu_model,unit_price,currency,quoted_on,note\r\n"
+        b"northwind servers,H100 SXM,43000.00,USD,2023-08-01,list price\r\n"
+    )
+    preview = _upload(admin_client_logged_in, IMPORT_PRICES, content, "prices.csv")
+    assert preview.context["counts"] == [("price quotes", 1, 0)]
+    before = PriceQuote.objects.count()
+
+    done = admin_client_logged_in.post(IMPORT_PRICES, {"token": preview.context["token"]})
+
+    assert done.status_code == 302
+    assert done["Location"] == PRICE_CHANGELIST
+    assert PriceQuote.objects.count() == before + 1
+    price = PriceQuote.objects.get(quoted_on=D("2023-08-01"), gpu_model__name="H100 SXM")
+    assert (price.vendor.name, price.unit_price, price.source) == (
+        "Northwind Servers",
+        Decimal("43000.00"),
+        PriceQuote.Source.IMPORT,
+    )
+
+
+def test_only_staff_who_may_add_prices_may_import_a_price_sheet(client: Any) -> None:
+    assert (
+        _staff(client, "add_purchaseorder", "add_deliveryquote").get(IMPORT_PRICES).status_code
+        == 403
+    )
+    assert _staff(client, "add_pricequote", "view_pricequote").get(IMPORT_PRICES).status_code == 200
 
 
 def test_only_staff_with_the_add_permission_may_import(client: Any) -> None:

@@ -56,6 +56,18 @@ def test_the_market_flags_a100_and_a800(market: dict[str, Any]) -> None:
     assert found == {"A100 80GB SXM": P("37.50"), "A800": P("20.00")}
 
 
+def test_the_largest_rise_two_prices_can_make_is_recorded_exactly() -> None:
+    """0.01 then 999,999,999,999.99: a typo in a price sheet. The alert is stored and read
+    back (on PostgreSQL the column once overflowed, failing every price scan after it)."""
+    vendor, gpu = VendorFactory(), GpuModelFactory()
+    PriceQuoteFactory(vendor=vendor, gpu_model=gpu, quoted_on=D("2023-01-02"), unit_price=P("0.01"))
+    PriceQuoteFactory(
+        vendor=vendor, gpu_model=gpu, quoted_on=D("2023-01-03"), unit_price=P("999999999999.99")
+    )
+    assert prices.scan_prices().new_alerts == 1
+    assert PriceAlert.objects.get().rise_percent == P("9999999999999800.00")
+
+
 def test_an_order_lines_price_is_a_quote_on_its_order_date(market: dict[str, Any]) -> None:
     prices.scan_prices()
     charged = PriceQuote.objects.get(source=PriceQuote.Source.ORDER)
