@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0007_teams_quotas_allocations'),
+        ('orders', '0008_roles_buyer_manager_viewer'),
     ]
 
     operations = [
