@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from orders import alerts, services
 from orders.admin_export import PurchaseOrderExportMixin
 from orders.admin_filters import AcknowledgedFilter
+from orders.admin_history import OrderAuditTrailMixin, ReadOnlyHistoryAdmin
 from orders.admin_import import CsvImportAdminMixin
 from orders.admin_prices import VendorScorecardMixin
 from orders.admin_quotas import OrderLineAllocationsMixin
@@ -167,7 +168,9 @@ class SlippingFilter(admin.SimpleListFilter):
 
 
 @admin.register(PurchaseOrder)
-class PurchaseOrderAdmin(PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin):
+class PurchaseOrderAdmin(
+    OrderAuditTrailMixin, PurchaseOrderExportMixin, CsvImportAdminMixin, admin.ModelAdmin
+):
     list_display = [
         "po_number",
         "vendor",
@@ -289,7 +292,7 @@ class GpuModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
+class OrderLineAdmin(OrderLineAllocationsMixin, ReadOnlyHistoryAdmin):
     list_display = [
         "order",
         "gpu_model",
@@ -326,7 +329,7 @@ class OrderLineAdmin(OrderLineAllocationsMixin, admin.ModelAdmin):
 
 
 @admin.register(DeliveryQuote)
-class DeliveryQuoteAdmin(admin.ModelAdmin):
+class DeliveryQuoteAdmin(ReadOnlyHistoryAdmin):
     """Quotes are history: they can be added and read, never edited or deleted here."""
 
     list_display = ["order", "line", "quoted_on", "delivery_date", "source", "recorded_by"]
@@ -357,7 +360,7 @@ class DeliveryQuoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyHistoryAdmin):
     list_display = ["order", "line", "quantity", "delivered_on", "recorded_by"]
     list_filter = ["order__vendor", "delivered_on"]
     list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]

@@ -16,6 +16,7 @@ from django.urls import path
 
 from orders import alerts, exposure, services
 from orders.admin_filters import AcknowledgedFilter
+from orders.admin_history import ReadOnlyHistoryAdmin
 from orders.models import ExchangeRate, PriceAlert, PriceQuote, Vendor
 from orders.scorecards import (
     price_change_by_vendor,
@@ -26,7 +27,7 @@ from orders.scorecards import (
 
 
 @admin.register(PriceQuote)
-class PriceQuoteAdmin(admin.ModelAdmin):
+class PriceQuoteAdmin(ReadOnlyHistoryAdmin):
     """Prices are facts as quoted: add a new one rather than editing an old one."""
 
     list_display = ["quoted_on", "gpu_model", "vendor", "unit_price", "currency", "source", "note"]

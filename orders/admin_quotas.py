@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from orders import quotas
+from orders.admin_history import ReadOnlyHistoryAdmin
 from orders.models import Allocation, OrderLine, PurchaseOrder, Quota, Team
 from orders.quotas import allocations_with_availability, lines_with_free_gpus, quotas_with_usage
 
@@ -306,7 +307,7 @@ def _line_label(line: Any) -> str:
 
 
 @admin.register(Allocation)
-class AllocationAdmin(admin.ModelAdmin):
+class AllocationAdmin(ReadOnlyHistoryAdmin):
     form = LimitCheckedAllocationForm
     list_display = [
         "team",

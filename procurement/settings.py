@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "simple_history",
     "orders",
 ]
 
@@ -46,9 +47,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Audit trail (orders.history): changes made in a request are recorded as request.user's.
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Every change goes through orders.services / orders.quotas (locks, limits, status, checks);
+# a revert would write an old row back directly, past all of them, and would edit
+# append-only quotes. The history is read-only: orders.admin_history refuses the form's POST.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 ROOT_URLCONF = "procurement.urls"
 WSGI_APPLICATION = "procurement.wsgi.application"

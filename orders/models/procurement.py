@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Lower
 
+from orders.history import AuditedHistory
 from orders.querysets import DeliveryQuoteQuerySet, OrderLineQuerySet, PurchaseOrderQuerySet
 
 currency_validator = RegexValidator(
@@ -121,6 +122,9 @@ class PurchaseOrder(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PurchaseOrderQuerySet.as_manager()
+    # updated_at changes on every save: the record's own date says when. Watchers (who is
+    # emailed about slips) are not part of the trail.
+    history = AuditedHistory(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["-placed_on", "-id"]
@@ -198,6 +202,7 @@ class OrderLine(models.Model):
     )
 
     objects = OrderLineQuerySet.as_manager()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ["order", "id"]
@@ -290,6 +295,9 @@ class DeliveryQuote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = DeliveryQuoteQuerySet.as_manager()
+    # Creations (and deletions with their order): a quote never changes, nor can its
+    # history be reverted (settings.SIMPLE_HISTORY_REVERT_DISABLED, orders.admin_history).
+    history = AuditedHistory()
 
     # What a quote promised; never changed once recorded (a trigger enforces it too).
     HISTORY_FIELDS = ("order_id", "line_id", "quoted_on", "delivery_date")
@@ -381,6 +389,8 @@ class Delivery(models.Model):
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = AuditedHistory()
 
     class Meta:
         ordering = ["delivered_on", "id"]
