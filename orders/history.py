@@ -16,14 +16,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 # Longer than simple_history's default 100 characters: a reason names a command and a file.
 REASON_MAX_LENGTH = 300
+_STAMP_COLUMNS = ("history_date", "history_type", "history_user_id", "history_change_reason")
 
 
 @dataclass(frozen=True)
@@ -104,18 +106,30 @@ def history_record_created(
     reason = (reason or current_reason())[:REASON_MAX_LENGTH]
     now = timezone.now()
     attnames = [field.attname for field in historical.tracked_fields]
-    records = []
-    for obj in objs:
-        record = historical(**{attname: getattr(obj, attname) for attname in attnames})
-        record.history_date = now
-        record.history_type = "+"
-        record.history_user_id = user_id
-        record.history_change_reason = reason
-        records.append(record)
+    stamp = (now, "+", user_id, reason)
     from orders import bulk  # orders.bulk calls back here: imported late to avoid a cycle
 
-    bulk.insert_new(records)
-    return len(records)
+    if connection.vendor == "postgresql":
+        # Plain tuples by COPY: a model instance per record cost more than the import's own
+        # rows (a 100,000-row import builds 200,000 records).
+        values = attrgetter(*attnames)
+        bulk.copy_rows(
+            historical,
+            columns=(*attnames, *_STAMP_COLUMNS),
+            rows=((*values(obj), *stamp) for obj in objs),
+        )
+    else:
+        historical._default_manager.bulk_create(
+            [
+                historical(
+                    **{attname: getattr(obj, attname) for attname in attnames},
+                    **dict(zip(_STAMP_COLUMNS, stamp, strict=True)),
+                )
+                for obj in objs
+            ],
+            batch_size=2000,
+        )
+    return len(objs)
 
 
 def history_record_inserted(model: type[models.Model], pks: Sequence[Any]) -> int:
