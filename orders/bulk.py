@@ -160,22 +160,3 @@ def insert_new(objs: Sequence[models.Model], *, batch_size: int = 2000) -> None:
         obj._state.adding = False
         obj._state.db = connection.alias
     history.history_record_created(objs)
-
-
-def copy_rows(
-    model: type[models.Model], *, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
-    """PostgreSQL only: COPY plain rows (values in `columns` order, by attname) into the
-    model's table; columns left out take their database default (an identity primary key).
-    For rows nobody reads back as objects (audit records): no model instance per row."""
-    meta = model._meta
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(meta.get_field(name).column) for name in columns)
-    sql = f"COPY {quote(meta.db_table)} ({names}) FROM STDIN"
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.copy(sql) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
