@@ -42,7 +42,7 @@ class PriceQuote(models.Model):
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    history = AuditedHistory()
+    history = AuditedHistory(no_db_index=["vendor", "gpu_model"])
 
     class Meta:
         ordering = ["-quoted_on", "-id"]

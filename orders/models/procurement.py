@@ -124,7 +124,9 @@ class PurchaseOrder(models.Model):
     objects = PurchaseOrderQuerySet.as_manager()
     # updated_at changes on every save: the record's own date says when. Watchers (who is
     # emailed about slips) are not part of the trail.
-    history = AuditedHistory(excluded_fields=["updated_at"])
+    history = AuditedHistory(
+        excluded_fields=["updated_at"], no_db_index=["po_number", "vendor", "buyer"]
+    )
 
     class Meta:
         ordering = ["-placed_on", "-id"]
@@ -202,7 +204,7 @@ class OrderLine(models.Model):
     )
 
     objects = OrderLineQuerySet.as_manager()
-    history = AuditedHistory()
+    history = AuditedHistory(no_db_index=["gpu_model"])
 
     class Meta:
         ordering = ["order", "id"]
@@ -297,7 +299,7 @@ class DeliveryQuote(models.Model):
     objects = DeliveryQuoteQuerySet.as_manager()
     # Creations (and deletions with their order): a quote never changes, nor can its
     # history be reverted (settings.SIMPLE_HISTORY_REVERT_DISABLED, orders.admin_history).
-    history = AuditedHistory()
+    history = AuditedHistory(no_db_index=["line", "recorded_by"])
 
     # What a quote promised; never changed once recorded (a trigger enforces it too).
     HISTORY_FIELDS = ("order_id", "line_id", "quoted_on", "delivery_date")
@@ -390,7 +392,7 @@ class Delivery(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = AuditedHistory()
+    history = AuditedHistory(no_db_index=["line", "recorded_by"])
 
     class Meta:
         ordering = ["delivered_on", "id"]

@@ -177,7 +177,7 @@ class Allocation(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = AuditedHistory(excluded_fields=["updated_at"])
+    history = AuditedHistory(excluded_fields=["updated_at"], no_db_index=["quota", "allocated_by"])
 
     class Meta:
         ordering = ["line", "priority", "id"]
