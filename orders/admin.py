@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from orders import alerts, services
 from orders.admin_export import PurchaseOrderExportMixin
 from orders.admin_filters import AcknowledgedFilter
+from orders.admin_history import OrderAuditTrailMixin, ReadOnlyHistoryAdmin
 from orders.admin_import import CsvImportAdminMixin
 from orders.admin_input import SafeAdminMixin, SafeAutocompleteMixin
 from orders.admin_prices import VendorScorecardMixin
@@ -170,7 +171,11 @@ class SlippingFilter(admin.SimpleListFilter):
 
 @admin.register(PurchaseOrder)
 class PurchaseOrderAdmin(
-    SafeAdminMixin, PurchaseOrderExportMixin, CsvImportAdminMixin, OrderScopedAdmin
+    SafeAdminMixin,
+    OrderAuditTrailMixin,
+    PurchaseOrderExportMixin,
+    CsvImportAdminMixin,
+    OrderScopedAdmin,
 ):
     csv_import_kinds = ("orders", "quotes")
     list_display = [
@@ -306,7 +311,9 @@ class GpuModelAdmin(SafeAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OrderLine)
-class OrderLineAdmin(SafeAdminMixin, OrderLineAllocationsMixin, OrderScopedAdmin):
+class OrderLineAdmin(
+    SafeAdminMixin, OrderLineAllocationsMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin
+):
     list_display = [
         "order",
         "gpu_model",
@@ -343,7 +350,7 @@ class OrderLineAdmin(SafeAdminMixin, OrderLineAllocationsMixin, OrderScopedAdmin
 
 
 @admin.register(DeliveryQuote)
-class DeliveryQuoteAdmin(SafeAdminMixin, OrderScopedAdmin):
+class DeliveryQuoteAdmin(SafeAdminMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin):
     """Quotes are history: they can be added and read, never edited or deleted here."""
 
     list_display = ["order", "line", "quoted_on", "delivery_date", "source", "recorded_by"]
@@ -374,7 +381,7 @@ class DeliveryQuoteAdmin(SafeAdminMixin, OrderScopedAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(SafeAdminMixin, OrderScopedAdmin):
+class DeliveryAdmin(SafeAdminMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin):
     list_display = ["order", "line", "quantity", "delivered_on", "recorded_by"]
     list_filter = ["order__vendor", "delivered_on"]
     list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]

@@ -16,6 +16,7 @@ from django.urls import path
 
 from orders import alerts, exposure, permissions, services
 from orders.admin_filters import AcknowledgedFilter
+from orders.admin_history import ReadOnlyHistoryAdmin
 from orders.admin_import import CsvImportAdminMixin
 from orders.admin_input import SafeAdminMixin
 from orders.models import ExchangeRate, PriceAlert, PriceQuote, Vendor
@@ -28,7 +29,7 @@ from orders.scorecards import (
 
 
 @admin.register(PriceQuote)
-class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, admin.ModelAdmin):
+class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, ReadOnlyHistoryAdmin):
     """Prices are facts as quoted: add a new one rather than editing an old one, or import a
     price sheet."""
 

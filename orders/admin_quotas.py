@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from orders import permissions, quotas
+from orders.admin_history import ReadOnlyHistoryAdmin
 from orders.admin_input import SafeAdminMixin
 from orders.admin_scope import OrderScopedAdmin, OrderScopedInline
 from orders.models import Allocation, OrderLine, PurchaseOrder, Quota, Team
@@ -317,7 +318,7 @@ def _line_label(line: Any) -> str:
 
 
 @admin.register(Allocation)
-class AllocationAdmin(SafeAdminMixin, OrderScopedAdmin):
+class AllocationAdmin(SafeAdminMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin):
     form = LimitCheckedAllocationForm
     order_path = "line__order"
     list_display = [

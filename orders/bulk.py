@@ -3,7 +3,8 @@
 `insert_ignoring_conflicts`: one statement that skips rows a unique constraint already holds
 and says which rows were new (the scans). `insert_new`: new model objects by PostgreSQL COPY,
 `bulk_create` elsewhere (the imports). Either way the database checks every constraint and
-runs every trigger; neither calls `save()` or sends signals.
+runs every trigger; neither calls `save()` or sends signals, so both write the audit trail of
+audited models themselves (orders.history: one creation record per row actually inserted).
 
 Django's `bulk_create(ignore_conflicts=True)` cannot say which rows it inserted, and building
 a model instance per row costs more than the scan that found them (bench/scan_slips.py: about
@@ -22,6 +23,8 @@ from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
+
+from orders import history
 
 
 def _json_default(value: object) -> str:
@@ -87,7 +90,11 @@ def insert_ignoring_conflicts(
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [tuple(row) for row in cursor.fetchall()]
+        inserted = [tuple(row) for row in cursor.fetchall()]
+    if history.is_audited(model):  # no signals here: record the rows actually inserted
+        pk_at = list(returning).index("pk")  # an audited model's callers must return pk
+        history.history_record_inserted(model, [row[pk_at] for row in inserted])
+    return inserted
 
 
 def insert_notices(
@@ -120,6 +127,7 @@ def insert_new(objs: Sequence[models.Model], *, batch_size: int = 2000) -> None:
     model = type(objs[0])
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs, batch_size=batch_size)
+        history.history_record_created(objs)  # bulk_create sends no signals either
         return
     meta = model._meta
     fields = list(meta.concrete_fields)
@@ -151,3 +159,4 @@ def insert_new(objs: Sequence[models.Model], *, batch_size: int = 2000) -> None:
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
+    history.history_record_created(objs)

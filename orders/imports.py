@@ -28,7 +28,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Model, QuerySet
 from django.db.models.functions import Lower
 
-from orders import bulk, csv_format, services
+from orders import bulk, csv_format, history, services
 from orders.dates import today
 from orders.exports import restore
 from orders.models import (
@@ -167,6 +167,7 @@ def orders_import(
         columns=(*csv_format.ORDER_COLUMNS, *csv_format.ORDER_QUOTE_COLUMNS),
         required=csv_format.ORDER_REQUIRED,
         ignored=csv_format.ORDER_DERIVED,
+        reason=f"import_orders {filename}".strip(),
         plan=lambda rows, report: _OrdersPlan(rows, report, _recorded_by(user), _source(filename)),
     )
 
@@ -187,6 +188,7 @@ def quotes_import(
         columns=csv_format.QUOTE_COLUMNS,
         required=csv_format.QUOTE_REQUIRED,
         ignored=(),
+        reason=f"import_quotes {filename}".strip(),
         plan=lambda rows, report: _QuotesPlan(rows, report, _recorded_by(user), _source(filename)),
     )
 
@@ -207,6 +209,7 @@ def prices_import(
         columns=csv_format.PRICE_COLUMNS,
         required=csv_format.PRICE_REQUIRED,
         ignored=(),
+        reason=f"import_prices {filename}".strip(),
         plan=lambda rows, report: _PricesPlan(rows, report, _source(filename)),
     )
 
@@ -219,8 +222,10 @@ def _import(
     required: Sequence[str],
     ignored: Sequence[str],
     plan: Callable[[list[_Row], ImportReport], Any],
+    reason: str = "",
 ) -> ImportReport:
-    """Read, check every row, then write all of it in one transaction or nothing."""
+    """Read, check every row, then write all of it in one transaction or nothing. The audit
+    trail records the writes with `reason` and the plan's user (else the request's)."""
     try:
         rows = _read(content, columns=columns, required=required, ignored=ignored, report=report)
     except _FileError as exc:
@@ -234,7 +239,8 @@ def _import(
         return report
     report.errors.sort(key=lambda error: error.row or 0)  # stable: a row's errors keep order
     if report.ok and not report.dry_run:
-        _write(report, checked.write)
+        with history.acting(user=getattr(checked, "user", None), reason=reason):
+            _write(report, checked.write)
     return report
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from orders import history
 from orders.bulk import insert_ignoring_conflicts, insert_notices
 from orders.models import OrderLine, PriceAlert, PriceQuote, PurchaseOrder
 from orders.price_rules import PricePoint, PriceRise, price_change, price_rise
@@ -65,12 +66,13 @@ def order_line_prices_sync() -> int:
         )
         .distinct()
     )
-    added = insert_ignoring_conflicts(
-        PriceQuote,
-        columns=("vendor_id", "gpu_model_id", "unit_price", "currency", "quoted_on", "note"),
-        rows=[(*row[:5], f"Charged on {row[5]}") for row in rows],
-        constants={"source": PriceQuote.Source.ORDER, "created_at": timezone.now()},
-    )
+    with history.acting(reason="order_line_prices_sync: charged on order lines"):
+        added = insert_ignoring_conflicts(
+            PriceQuote,
+            columns=("vendor_id", "gpu_model_id", "unit_price", "currency", "quoted_on", "note"),
+            rows=[(*row[:5], f"Charged on {row[5]}") for row in rows],
+            constants={"source": PriceQuote.Source.ORDER, "created_at": timezone.now()},
+        )
     return len(added)
 
 

@@ -26,6 +26,7 @@ from django.db.models import F, Func, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
+from orders import history
 from orders.bulk import insert_ignoring_conflicts
 from orders.models import (
     Allocation,
@@ -94,6 +95,7 @@ def allocation_set(
     allocation = Allocation.objects.filter(quota=locked_quota, line=locked_line).first()
     if gpus == 0:
         if allocation is not None:
+            history.attribute_to(allocation, by)
             allocation.delete()
         return None
     if allocation is None:
@@ -105,6 +107,7 @@ def allocation_set(
     allocation.allocated_by = by
     allocation.full_clean()
     allocation.validate_limits()
+    history.attribute_to(allocation, by)
     allocation.save()
     return allocation
 
@@ -154,6 +157,8 @@ def allocations_move(
     target = Allocation.objects.filter(quota=locked_quota, line=target_line).first()
     if target is None:
         target = Allocation(gpus=0, priority=source.priority)
+    history.attribute_to(source, by)
+    history.attribute_to(target, by)
     if gpus == source.gpus:
         source.delete()
     else:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from orders import bulk
+from orders import bulk, history
 from orders.bulk import insert_ignoring_conflicts
 from orders.dates import today
 from orders.models import (
@@ -57,6 +57,7 @@ def quote_add(
         recorded_by=recorded_by,
     )
     quote.full_clean()
+    history.attribute_to(quote, recorded_by)
     quote.save()
     if check:
         orders_check_after_commit(order_ids=[order.pk])
@@ -161,15 +162,17 @@ def delivery_record(
         recorded_by=recorded_by,
     )
     delivery.full_clean()
+    history.attribute_to(delivery, recorded_by)
     delivery.save()
     order_sync_status_with_receipts(order=locked.order)
     return delivery
 
 
 @transaction.atomic
-def delivery_remove(*, delivery: Delivery) -> None:
+def delivery_remove(*, delivery: Delivery, removed_by: AbstractBaseUser | None = None) -> None:
     """Undo a receipt recorded by mistake; the order's status follows."""
     order = delivery.line.order
+    history.attribute_to(delivery, removed_by)
     delivery.delete()
     order_sync_status_with_receipts(order=order)
 

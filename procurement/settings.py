@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "axes",
+    "simple_history",
     "orders",
 ]
 
@@ -49,11 +50,18 @@ MIDDLEWARE = [
     "orders.middleware.RejectNulInQueryStringMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Audit trail (orders.history): changes made in a request are recorded as request.user's.
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login attempt into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+
+# Every change goes through orders.services / orders.quotas (locks, limits, status, checks);
+# a revert would write an old row back directly, past all of them, and would edit
+# append-only quotes. The history is read-only: orders.admin_history refuses the form's POST.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 ROOT_URLCONF = "procurement.urls"
 WSGI_APPLICATION = "procurement.wsgi.application"

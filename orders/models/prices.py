@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from orders.history import AuditedHistory
 from orders.models.procurement import GpuModel, Vendor, currency_validator
 
 
@@ -40,6 +41,8 @@ class PriceQuote(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    history = AuditedHistory(no_db_index=["vendor", "gpu_model"])
 
     class Meta:
         ordering = ["-quoted_on", "-id"]

@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Lower
 
+from orders.history import AuditedHistory
 from orders.querysets import DeliveryQuoteQuerySet, OrderLineQuerySet, PurchaseOrderQuerySet
 
 currency_validator = RegexValidator(
@@ -121,6 +122,11 @@ class PurchaseOrder(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PurchaseOrderQuerySet.as_manager()
+    # updated_at changes on every save: the record's own date says when. Watchers (who is
+    # emailed about slips) are not part of the trail.
+    history = AuditedHistory(
+        excluded_fields=["updated_at"], no_db_index=["po_number", "vendor", "buyer"]
+    )
 
     class Meta:
         ordering = ["-placed_on", "-id"]
@@ -204,6 +210,7 @@ class OrderLine(models.Model):
     )
 
     objects = OrderLineQuerySet.as_manager()
+    history = AuditedHistory(no_db_index=["gpu_model"])
 
     class Meta:
         ordering = ["order", "id"]
@@ -296,6 +303,9 @@ class DeliveryQuote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = DeliveryQuoteQuerySet.as_manager()
+    # Creations (and deletions with their order): a quote never changes, nor can its
+    # history be reverted (settings.SIMPLE_HISTORY_REVERT_DISABLED, orders.admin_history).
+    history = AuditedHistory(no_db_index=["line", "recorded_by"])
 
     # What a quote promised; never changed once recorded (a trigger enforces it too).
     HISTORY_FIELDS = ("order_id", "line_id", "quoted_on", "delivery_date")
@@ -387,6 +397,8 @@ class Delivery(models.Model):
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = AuditedHistory(no_db_index=["line", "recorded_by"])
 
     class Meta:
         ordering = ["delivered_on", "id"]

@@ -17,6 +17,7 @@ from django.db.models import F, Q, Sum
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from orders.history import AuditedHistory
 from orders.models.alerts import OutboxEmail, SlipAlert
 from orders.models.procurement import GpuModel, OrderLine, PurchaseOrder
 
@@ -175,6 +176,8 @@ class Allocation(models.Model):
         related_name="+",
     )
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = AuditedHistory(excluded_fields=["updated_at"], no_db_index=["quota", "allocated_by"])
 
     class Meta:
         ordering = ["line", "priority", "id"]
