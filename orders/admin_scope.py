@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
@@ -84,6 +86,21 @@ class OrderScopedAdmin(admin.ModelAdmin):
             # Suggestions for a form's order or line field: what the user may add to.
             queryset = permissions.scoped(queryset, request.user, path=self.order_path, change=True)
         return queryset, may_have_duplicates
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        """An object the user may not see is 404 here too. simple-history's history view would
+        fall back to the history's copy of the object and answer 403, which says it exists;
+        a deleted object's history is for those who see every order."""
+        pk = unquote(object_id)
+        try:
+            visible = self.get_queryset(request).filter(pk=pk).exists()
+        except (ValueError, ValidationError):  # not an id at all
+            raise Http404(f"No {self.opts.verbose_name} with ID {pk!r}.") from None
+        if not visible and permissions.view_scope(request.user) is not permissions.Scope.ALL:
+            raise Http404(f"No {self.opts.verbose_name} with ID {pk!r} for you.")
+        return super().history_view(request, object_id, extra_context)
 
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str
