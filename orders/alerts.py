@@ -1,5 +1,5 @@
-"""The slip scan: judge each open order's current state, record new findings as alerts, and
-note who must hear about them.
+"""The slip scan: judge each open order's current state and record new findings as alerts;
+then, as a step of its own before the digests, note who must hear about them.
 
 It judges state, not events: after a worker outage of any length the next scan raises every
 alert that was missed. It is set-based (a fixed number of queries per batch of orders) and safe
@@ -9,7 +9,7 @@ to run twice at once: the unique constraints on alerts and notices absorb the ra
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, Max, OuterRef, Q, Sum
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -34,7 +34,7 @@ from orders.models import (
 )
 from orders.price_rules import PRICE_RISE
 from orders.quotas import team_notices_create
-from orders.slips import OrderFacts, Quote, Thresholds, evaluate
+from orders.slips import Thresholds, judge
 
 
 @dataclass
@@ -90,62 +90,147 @@ def scan_orders(
     result = ScanResult()
     batches = _batches(order_ids, batch_size)
     if workers <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
-        for batch, scope in batches:
-            _scan_batch(batch, scope, today, limits, result)
+        for batch, size in batches:
+            _scan_batch(batch, size, today, limits, result)
         return result
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slip-scan") as pool:
         running: set[Future[ScanResult]] = set()
-        for batch, scope in batches:
+        for batch, size in batches:
             if len(running) >= workers:  # keep at most one batch waiting per thread
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     result.merge(future.result())
-            running.add(pool.submit(_scan_batch_on_own_connection, batch, scope, today, limits))
+            running.add(pool.submit(_scan_batch_on_own_connection, batch, size, today, limits))
         for future in running:
             result.merge(future.result())
     return result
 
 
-def _batches(
-    order_ids: list[int] | None, batch_size: int
-) -> Iterator[tuple[list[tuple[int, date, date | None, str]], Q]]:
-    """Open orders in pk order, `batch_size` at a time, each with the filter that finds its
-    lines, quotes and alerts."""
+Batch = tuple[int, int, list[int] | None]  # first and last order pk, and the ids if given
+
+
+def _batches(order_ids: list[int] | None, batch_size: int) -> Iterator[tuple[Batch, int]]:
+    """Open orders in pk order, `batch_size` at a time: each batch as its pk range (and the
+    given ids in it), with how many open orders it holds."""
     orders = PurchaseOrder.objects.open()
     if order_ids is not None:
         orders = orders.filter(pk__in=order_ids)
     last_pk = 0
     while True:
-        batch = list(
-            orders.filter(pk__gt=last_pk)
-            .order_by("pk")
-            .values_list("pk", "placed_on", "need_by", "status")[:batch_size]
+        pks = list(
+            orders.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size]
         )
-        if not batch:
+        if not pks:
             return
-        last_pk = batch[-1][0]
-        if order_ids is None:
-            # A pk range (an index range scan) narrowed to the batch's open orders: a short
-            # statement, where an IN list of thousands of ids costs more to send and parse
-            # than the rows it finds. A plain join on status made PostgreSQL hash-join the
-            # whole orders table for every batch (bench/scan_slips.py).
-            first_pk = batch[0][0]
-            scope = Q(
-                order_id__gte=first_pk,
-                order_id__lte=last_pk,
-                order__in=orders.filter(pk__gte=first_pk, pk__lte=last_pk).values("pk"),
-            )
-        else:
-            scope = Q(order_id__in=[row[0] for row in batch])
-        yield batch, scope
+        last_pk = pks[-1]
+        yield (pks[0], last_pk, pks if order_ids is not None else None), len(pks)
+
+
+def _order_schedules_sql(ids: list[int] | None) -> str:
+    """One row per open order of a batch that has a schedule: (order id, placed_on, need_by,
+    baseline date, current date, current quote id, fully received 0/1).
+
+    The SQL spelling of `orders.slips.schedule()` (test_alerts holds the two together): per
+    line, the earliest and latest applicable quote by (quoted_on, id); per order, the latest
+    of its lines' baselines and of their currents by (delivery_date, quoted_on, id); orders
+    without lines take their order-level quotes. Every table is read by the batch's pk range,
+    an index range scan, rather than an IN list of thousands of ids or a join on status
+    (PostgreSQL hash-joined the whole orders table for that: bench/scan_slips.py). Runs on
+    PostgreSQL and SQLite alike."""
+    from orders.models import Delivery
+
+    table = {
+        model: connection.ops.quote_name(model._meta.db_table)
+        for model in (PurchaseOrder, OrderLine, DeliveryQuote, Delivery)
+    }
+    statuses = ", ".join(f"%(s{i})s" for i in range(len(PurchaseOrder.OPEN_STATUSES)))
+    id_list = ", ".join(f"%(i{i})s" for i in range(len(ids or ())))
+
+    def in_batch(column: str) -> str:
+        # Each table by the range of its own order column, so the planner estimates (and
+        # reads) each from its index; only the given ids when there are some.
+        ids_only = f" AND {column} IN ({id_list})" if ids is not None else ""
+        return f"{column} >= %(first)s AND {column} <= %(last)s{ids_only}"
+
+    # Derived tables, not CTEs: a CTE used twice is materialised, and PostgreSQL then guesses
+    # it holds one row and joins it by nested loops (3 s a batch instead of 30 ms).
+    return f"""
+SELECT o.id, o.placed_on, o.need_by, s.baseline, s.current, s.current_id,
+    COALESCE(r.fully_received, 0)
+FROM {table[PurchaseOrder]} o
+JOIN (
+    SELECT order_id,
+        MAX(CASE WHEN from_first = 1 THEN delivery_date END) AS baseline,
+        MAX(CASE WHEN current_pick = 1 THEN delivery_date END) AS current,
+        MAX(CASE WHEN current_pick = 1 THEN id END) AS current_id
+    FROM (
+        SELECT order_id, id, delivery_date, from_first, CASE WHEN from_last = 1 THEN
+            ROW_NUMBER() OVER (PARTITION BY order_id, from_last
+                               ORDER BY delivery_date DESC, quoted_on DESC, id DESC)
+            END AS current_pick
+        FROM (
+            SELECT l.order_id, q.id, q.quoted_on, q.delivery_date,
+                ROW_NUMBER() OVER (PARTITION BY l.id ORDER BY q.quoted_on, q.id) AS from_first,
+                ROW_NUMBER() OVER (PARTITION BY l.id ORDER BY q.quoted_on DESC, q.id DESC)
+                    AS from_last
+            FROM {table[OrderLine]} l
+            JOIN {table[DeliveryQuote]} q
+                ON q.order_id = l.order_id AND (q.line_id IS NULL OR q.line_id = l.id)
+            WHERE {in_batch("l.order_id")} AND {in_batch("q.order_id")}
+            UNION ALL
+            SELECT q.order_id, q.id, q.quoted_on, q.delivery_date,
+                ROW_NUMBER() OVER (PARTITION BY q.order_id ORDER BY q.quoted_on, q.id),
+                ROW_NUMBER() OVER (PARTITION BY q.order_id ORDER BY q.quoted_on DESC, q.id DESC)
+            FROM {table[DeliveryQuote]} q
+            LEFT JOIN {table[OrderLine]} l ON l.order_id = q.order_id
+            WHERE {in_batch("q.order_id")} AND q.line_id IS NULL AND l.id IS NULL
+        ) applicable
+    ) picked
+    GROUP BY order_id
+) s ON s.order_id = o.id
+LEFT JOIN (
+    SELECT l.order_id,
+        MIN(CASE WHEN l.quantity <= COALESCE(d.received, 0) THEN 1 ELSE 0 END)
+            AS fully_received
+    FROM {table[OrderLine]} l
+    LEFT JOIN (
+        SELECT line_id, SUM(quantity) AS received FROM {table[Delivery]} d
+        WHERE {in_batch("d.order_id")} GROUP BY line_id
+    ) d ON d.line_id = l.id
+    WHERE {in_batch("l.order_id")}
+    GROUP BY l.order_id
+) r ON r.order_id = o.id
+WHERE {in_batch("o.id")} AND o.status IN ({statuses})
+ORDER BY o.id"""
+
+
+# (order id, placed_on, need_by, baseline date, current date, current quote id, received 0/1)
+ScheduleRow = tuple[int, date, date | None, date, date, int, int]
+
+
+def order_schedules(batch: Batch) -> list[ScheduleRow]:
+    """Each quoted open order of the batch: (id, placed_on, need_by, baseline date, current
+    date, current quote id, fully received), in one query (`_order_schedules_sql`)."""
+    first, last, ids = batch
+    params: dict[str, Any] = {"first": first, "last": last}
+    sql = _order_schedules_sql(ids)
+    params.update((f"s{i}", s) for i, s in enumerate(sorted(PurchaseOrder.OPEN_STATUSES)))
+    params.update((f"i{i}", pk) for i, pk in enumerate(ids or ()))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if connection.vendor == "sqlite":  # it types no computed column: the dates come as text
+        to_date = date.fromisoformat
+        rows = [(o, p, n, to_date(b), to_date(c), q, r) for o, p, n, b, c, q, r in rows]
+    return rows
 
 
 def _scan_batch_on_own_connection(
-    batch: list[tuple[int, date, date | None, str]], scope: Q, today: date, limits: Thresholds
+    batch: Batch, size: int, today: date, limits: Thresholds
 ) -> ScanResult:
     result = ScanResult()
     try:
-        _scan_batch(batch, scope, today, limits, result)
+        _scan_batch(batch, size, today, limits, result)
     finally:
         connection.close()  # this thread's connection; the pool's threads end with the scan
     return result
@@ -153,100 +238,96 @@ def _scan_batch_on_own_connection(
 
 @transaction.atomic
 def _scan_batch(
-    batch: list[tuple[int, date, date | None, str]],
-    scope: Q,
-    today: date,
-    limits: Thresholds,
-    result: ScanResult,
+    batch: Batch, size: int, today: date, limits: Thresholds, result: ScanResult
 ) -> None:
-    """Four reads, then at most three writes (new alerts, their recipients, notices); with
-    new alerts, one more read for team leads (two and a write when a team waits on them)."""
-    lines: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for line_id, order_id, quantity, received in (
-        OrderLine.objects.filter(scope)
-        .annotate(received=Coalesce(Sum("deliveries__quantity"), 0))
-        .values_list("id", "order_id", "quantity", "received")
-    ):
-        lines[order_id].append((line_id, quantity, received))
-    quotes: dict[int, list[Quote]] = defaultdict(list)
-    for pk, order_id, line_id, quoted_on, delivery_date in DeliveryQuote.objects.filter(
-        scope
-    ).values_list("id", "order_id", "line_id", "quoted_on", "delivery_date"):
-        quotes[order_id].append(Quote(pk, quoted_on, delivery_date, line_id))
+    """Two reads (earlier alerts, schedules) and at most one write (new alerts). Who must
+    hear of them is decided when the digests are built (`alert_notices_create`)."""
+    first, last, ids = batch
+    scope = Q(order_id__gte=first, order_id__lte=last)
+    if ids is not None:
+        scope &= Q(order_id__in=ids)
     # The latest date already alerted per (order, code): a re-quote that is not later than it
-    # is not a new fact, so nobody is told the same thing twice. Alerts nobody was told about
-    # (no recipient then, or found before this code existed) are told now.
-    alerted: dict[tuple[int, str], date] = {}
-    untold: list[tuple[int, int]] = []
-    told = Exists(AlertNotice.objects.filter(alert=OuterRef("pk"), round=0))
-    for alert_id, order_id, code, alerted_date, notified_at, was_told in (
-        SlipAlert.objects.filter(scope)
-        .annotate(told=told)
-        .values_list("id", "order_id", "code", "quote__delivery_date", "notified_at", "told")
-    ):
-        key = (order_id, code)
-        alerted[key] = max(alerted_date, alerted.get(key, alerted_date))
-        if notified_at is None and not was_told:
-            untold.append((alert_id, order_id))
-
+    # is not a new fact, so nobody is told the same thing twice.
+    alerted = {
+        (order_id, code): latest
+        for order_id, code, latest in SlipAlert.objects.filter(scope)
+        .values("order_id", "code")
+        .annotate(latest=Max("quote__delivery_date"))
+        .values_list("order_id", "code", "latest")
+        .order_by()
+    }
     new_alerts = []
-    for order_id, placed_on, need_by, status in batch:
-        order_lines = lines.get(order_id, ())
-        facts = OrderFacts(
+    findings = result.findings
+    for order_id, placed_on, need_by, baseline, current, quote_id, received in order_schedules(
+        batch
+    ):
+        for finding in judge(
             placed_on=placed_on,
-            status=status,
-            quotes=quotes.get(order_id, ()),
-            line_ids=[line_id for line_id, _, _ in order_lines],
+            baseline=baseline,
+            current=current,
+            current_quote_id=quote_id,
             need_by=need_by,
-            fully_received=bool(order_lines)
-            and all(received >= quantity for _, quantity, received in order_lines),
-        )
-        findings = evaluate(facts, today, limits)
-        if not findings:
-            continue
-        due = {q.id: q.delivery_date for q in facts.quotes}
-        for finding in findings:
-            result.findings[finding.code] += 1
-            previous = alerted.get((order_id, finding.code))
-            if previous is not None and due[finding.quote_id] <= previous:
+            fully_received=bool(received),
+            today=today,
+            thresholds=limits,
+        ):
+            code = finding.code
+            findings[code] += 1
+            previous = alerted.get((order_id, code))
+            if previous is not None and current <= previous:
                 continue
             new_alerts.append(
-                (
-                    order_id,
-                    finding.code.value,
-                    finding.severity.value,
-                    finding.quote_id,
-                    finding.message,
-                )
+                (order_id, code.value, finding.severity.value, quote_id, finding.message)
             )
-    result.orders += len(batch)
+    result.orders += size
     # A concurrent scan may insert the same alert first: only what this one inserted comes
-    # back, so each alert is counted, and its recipients noted, exactly once.
+    # back, so each alert is counted exactly once.
     created = insert_ignoring_conflicts(
         SlipAlert,
         columns=("order_id", "code", "severity", "quote_id", "message"),
         rows=new_alerts,
         constants={"detected_at": timezone.now()},
-        returning=("pk", "order_id", "code"),
+        returning=("code",),
     )
-    result.new_alerts.update(code for _, _, code in created)
-    to_tell = untold + [(alert_id, order_id) for alert_id, order_id, _ in created]
-    if to_tell:
-        recipients = order_recipients(list({order_id for _, order_id in to_tell}))
-        result.notices += insert_notices(
-            (alert_id, user_id, email, 0)
-            for alert_id, order_id in to_tell
-            for user_id, email in recipients.get(order_id, ())
-        )
-        # And the leads of teams with GPUs promised on the lines that slipped.
-        result.notices += team_notices_create(alerts=to_tell)
+    result.new_alerts.update(code for (code,) in created)
 
 
-def order_recipients(order_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+def alert_notices_create(*, order_ids: Collection[int] | None = None) -> int:
+    """Round-0 notices for the slip alerts (of the given orders, or all) nobody has been told
+    about yet: one per buyer or watcher who may see the order, one per lead of a team still
+    waiting for GPUs on the lines that slipped. Returns how many were new.
+
+    Called between the scan and the digests, so the scan only records what it finds (half
+    the rows of a first scan) and recipients are looked up once per run, however many
+    batches found something. An alert with nobody to tell yet (its buyer inactive, say)
+    stays untold and is looked at again next time, so a watcher added later hears of it.
+    Alerts go in pk order: two runs at once insert in the same order, so the one that waits
+    on the other's notice never holds one the other needs."""
+    untold = SlipAlert.objects.filter(notified_at__isnull=True).exclude(
+        Exists(AlertNotice.objects.filter(alert=OuterRef("pk"), round=0))
+    )
+    if order_ids is not None:
+        untold = untold.filter(order_id__in=order_ids)
+    to_tell = list(untold.order_by("pk").values_list("pk", "order_id"))
+    if not to_tell:
+        return 0
+    recipients = order_recipients(untold.values("order_id"))
+    created = insert_notices(
+        (alert_id, user_id, email, 0)
+        for alert_id, order_id in to_tell
+        for user_id, email in recipients.get(order_id, ())
+    )
+    return created + team_notices_create(alerts=to_tell)
+
+
+def order_recipients(
+    order_ids: Collection[int] | QuerySet[Any],
+) -> dict[int, list[tuple[int, str]]]:
     """(user id, email) of each order's buyer and watchers who can receive mail: active, with
     an address, and still allowed to see the order (orders.permissions: a buyer or watcher
     sees it unless their account lost every role). Two queries whatever the number of
-    orders."""
+    orders; for many, pass them as a queryset of ids (a subquery): an IN list of 100,000 ids
+    took seconds to send and parse."""
     from orders.permissions import users_who_see_their_orders
 
     # A subquery: it adds no query of its own.
@@ -330,6 +411,7 @@ def run_full_scan(*, today: date | None = None) -> ScanResult:
     today = today or local_today()
     run = ScanRun.objects.create(scanned_for=today)
     result = scan_orders(today=today)
+    result.notices += alert_notices_create()
     result.notices += escalate(today=today)
     prices = scan_prices(today=today)
     result.findings[PRICE_RISE] += prices.findings

@@ -1,6 +1,7 @@
 """Slip rules: plain functions of an order's quote history, receipts, need-by date and today.
 
-No ORM here. The scan (orders.alerts) loads facts in batches and calls `evaluate()`.
+No ORM here. `evaluate()` judges one order from its whole quote history; the scan
+(orders.alerts) has the database pick each order's schedule and calls `judge()` on it.
 
 Which quotes apply, and so the baseline and current dates, follow the same definition as the
 SQL in orders/querysets.py (a test checks both agree): a line's applicable quotes are the
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from functools import cache
 from operator import attrgetter
 from typing import TypeVar
 
@@ -132,12 +134,11 @@ def schedule(quotes: Iterable[Quote], line_ids: Iterable[int] = ()) -> Schedule 
     return None
 
 
-def _next_watched_month_start(after: date, months: frozenset[int]) -> date | None:
-    """First day of the first watched month strictly after `after`'s month."""
-    if not months:
-        return None
-    year, month = after.year, after.month
-    for _ in range(12):
+@cache
+def _next_watched_month_start(year: int, month: int, months: frozenset[int]) -> date | None:
+    """First day of the first watched month strictly after (year, month). Cached: the scan
+    asks it once per order, and there are only so many baseline months."""
+    for _ in range(12 if months else 0):
         month += 1
         if month > 12:
             year, month = year + 1, 1
@@ -154,46 +155,95 @@ def evaluate(order: OrderFacts, today: date, thresholds: Thresholds) -> list[Fin
     plan = schedule(order.quotes, order.line_ids)
     if plan is None:
         return []
-    base, cur = plan.baseline.delivery_date, plan.current.delivery_date
-    base_lead = (base - order.placed_on).days
-    cur_lead = (cur - order.placed_on).days
-    found: dict[Code, str] = {}
+    return judge(
+        placed_on=order.placed_on,
+        baseline=plan.baseline.delivery_date,
+        current=plan.current.delivery_date,
+        current_quote_id=plan.current.id,
+        need_by=order.need_by,
+        fully_received=order.fully_received,
+        today=today,
+        thresholds=thresholds,
+    )
 
+
+def judge(
+    *,
+    placed_on: date,
+    baseline: date,
+    current: date,
+    current_quote_id: int,
+    need_by: date | None,
+    fully_received: bool,
+    today: date,
+    thresholds: Thresholds,
+) -> list[Finding]:
+    """The rules on an open order's schedule: its baseline and current delivery dates (as
+    `schedule()` picks them) and the quote giving the current one. Findings come worst first.
+
+    The scan calls this directly with schedules the database picked for a whole batch
+    (orders.alerts.ORDER_SCHEDULES, which a test holds to `schedule()`), so it is written
+    for speed: findings are built in rank order, with no sorting."""
+    base_lead = (baseline - placed_on).days
+    cur_lead = (current - placed_on).days
+    found: list[Finding] = []
+    # In RANK order: past_need_by, overdue, lead_time_multiplied, december, over_limit.
+    if need_by is not None and current > need_by:
+        found.append(
+            Finding(
+                Code.PAST_NEED_BY,
+                Severity.CRITICAL,
+                f"Delivery {current.isoformat()} is {(current - need_by).days} days after the "
+                f"need-by date {need_by.isoformat()}.",
+                current_quote_id,
+            )
+        )
+    if today > current and not fully_received:
+        found.append(
+            Finding(
+                Code.OVERDUE,
+                Severity.CRITICAL,
+                f"Quoted delivery {current.isoformat()} passed {(today - current).days} days "
+                "ago and the order is not fully received.",
+                current_quote_id,
+            )
+        )
     # A zero-day baseline (same-day delivery promised) cannot be multiplied meaningfully.
     if base_lead > 0 and cur_lead >= thresholds.lead_time_factor * base_lead:
-        found[Code.LEAD_TIME_MULTIPLIED] = (
-            f"Lead time {base_lead} -> {cur_lead} days (x{cur_lead / base_lead:.1f}), at least "
-            f"{thresholds.lead_time_factor:g}x the first quote."
+        found.append(
+            Finding(
+                Code.LEAD_TIME_MULTIPLIED,
+                Severity.WARNING,
+                f"Lead time {base_lead} -> {cur_lead} days (x{cur_lead / base_lead:.1f}), at "
+                f"least {thresholds.lead_time_factor:g}x the first quote.",
+                current_quote_id,
+            )
+        )
+    watched_start = _next_watched_month_start(
+        baseline.year, baseline.month, thresholds.watched_months
+    )
+    if watched_start is not None and current >= watched_start:
+        into = "into" if current.month in thresholds.watched_months else "past"
+        found.append(
+            Finding(
+                Code.DECEMBER_DELIVERY,
+                Severity.WARNING,
+                f"Delivery moved from {baseline.isoformat()} to {current.isoformat()}, {into} "
+                f"{calendar.month_name[watched_start.month]} {watched_start.year}.",
+                current_quote_id,
+            )
         )
     if cur_lead >= thresholds.lead_time_limit_days:
-        found[Code.LEAD_TIME_OVER_LIMIT] = (
-            f"Lead time {cur_lead} days, at or over the {thresholds.lead_time_limit_days}-day "
-            "limit."
+        found.append(
+            Finding(
+                Code.LEAD_TIME_OVER_LIMIT,
+                Severity.WARNING,
+                f"Lead time {cur_lead} days, at or over the "
+                f"{thresholds.lead_time_limit_days}-day limit.",
+                current_quote_id,
+            )
         )
-    watched_start = _next_watched_month_start(base, thresholds.watched_months)
-    if watched_start is not None and cur >= watched_start:
-        into = "into" if cur.month in thresholds.watched_months else "past"
-        found[Code.DECEMBER_DELIVERY] = (
-            f"Delivery moved from {base.isoformat()} to {cur.isoformat()}, {into} "
-            f"{calendar.month_name[watched_start.month]} {watched_start.year}."
-        )
-    if order.need_by is not None and cur > order.need_by:
-        found[Code.PAST_NEED_BY] = (
-            f"Delivery {cur.isoformat()} is {(cur - order.need_by).days} days after the "
-            f"need-by date {order.need_by.isoformat()}."
-        )
-    if today > cur and not order.fully_received:
-        found[Code.OVERDUE] = (
-            f"Quoted delivery {cur.isoformat()} passed {(today - cur).days} days ago and the "
-            "order is not fully received."
-        )
-    return sorted(
-        (
-            Finding(code, SEVERITY[code], message, plan.current.id)
-            for code, message in found.items()
-        ),
-        key=lambda f: RANK[f.code],
-    )
+    return found
 
 
 def worst(codes: Iterable[str]) -> Code | None:

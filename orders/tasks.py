@@ -54,6 +54,7 @@ def check_orders(order_ids: list[int]) -> dict[str, Any]:
     """Re-judge orders right after new quotes for them were committed (one task per batch,
     so a bulk import does not queue a task per order)."""
     result = alerts.scan_orders(order_ids=order_ids)
+    result.notices += alerts.alert_notices_create(order_ids=order_ids)
     result.email_ids = notifications.build_digests()
     enqueue_sends(result.email_ids)
     return result.as_dict()

@@ -77,6 +77,7 @@ def _queue_work(broker: RedisServer) -> tuple[PurchaseOrder, PurchaseOrder]:
     to_check, to_send = _order(), _order()
     _requote(to_send, check=False)
     alerts.scan_orders(order_ids=[to_send.pk])
+    alerts.alert_notices_create(order_ids=[to_send.pk])
     [email_id] = notifications.build_digests()
     with tasks_published_to(broker.url):
         _requote(to_check, check=True)  # queues check_orders once committed

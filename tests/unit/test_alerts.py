@@ -182,12 +182,32 @@ def test_one_digest_per_recipient_to_buyer_and_active_watchers_with_email(
     assert second.po_number not in by_recipient[(watcher.email,)].body
 
 
+def test_the_scan_records_alerts_and_the_next_step_tells_whoever_may_hear_once() -> None:
+    """An alert whose order has nobody to tell yet (its buyer inactive) stays untold, and is
+    told to a watcher added later; telling again adds nothing."""
+    order = _order(buyer=UserFactory(username="gone", is_active=False))
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"), check=False)
+    result = alerts.scan_orders(today=D("2023-05-01"))
+    assert sum(result.new_alerts.values()) == 2  # past need-by, over the lead-time limit
+    assert result.notices == 0
+    assert not AlertNotice.objects.exists()
+
+    assert alerts.alert_notices_create() == 0  # nobody may hear of it yet
+    watcher = UserFactory(username="carol")
+    order.watchers.add(watcher)
+    assert alerts.alert_notices_create(order_ids=[order.pk + 1]) == 0  # another order
+    assert alerts.alert_notices_create(order_ids=[order.pk]) == 2
+    assert alerts.alert_notices_create() == 0
+    assert set(AlertNotice.objects.values_list("recipient_id", "round")) == {(watcher.pk, 0)}
+
+
 def test_a_watcher_removed_before_the_digest_is_built_is_skipped(mailoutbox: list) -> None:
     watcher = UserFactory(username="carol")
     order = _order()
     order.watchers.add(watcher)
     services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
-    alerts.scan_orders(today=D("2023-05-01"))  # notices for buyer and watcher
+    alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()  # for buyer and watcher
     order.watchers.remove(watcher)
 
     for email_id in notifications.build_digests():
@@ -263,6 +283,7 @@ def test_a_digest_is_sent_by_one_sender_only(mailoutbox: list) -> None:
     order = _order()
     services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
     alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()
     [email_id] = notifications.build_digests()
     assert notifications.send_outbox_email(email_id) is True
     assert notifications.send_outbox_email(email_id) is False
@@ -273,6 +294,7 @@ def test_a_sender_that_died_mid_send_is_retried_by_the_sweep(settings: Any) -> N
     order = _order()
     services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
     alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()
     [email_id] = notifications.build_digests()
     long_ago = timezone.now() - timedelta(hours=1)
     OutboxEmail.objects.filter(pk=email_id).update(
@@ -288,6 +310,7 @@ def test_a_digest_to_an_address_that_never_works_stops_once_the_user_is_deactiva
     order = _order()
     services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
     alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()
     [email_id] = notifications.build_digests()
     OutboxEmail.objects.filter(pk=email_id).update(
         status="failed", attempts=11, last_error="SMTPRecipientsRefused: 550 5.1.1 No such user"
@@ -403,6 +426,73 @@ def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
         assert got == expected_line, line
 
 
+def test_the_scans_schedule_query_agrees_with_the_python_rule() -> None:
+    """orders.alerts.order_schedules() picks, per open order, what orders.slips.schedule()
+    picks from the same quotes (baseline and current date, and the current quote: ties
+    included), and sees the same receipts, on random orders with several lines, line-level
+    quotes, same-day and same-date quotes, and closed orders; for a pk range and an id list."""
+    rng = random.Random(20230615)
+    gpus = [GpuModelFactory(name=n) for n in ("A100 80GB SXM", "H100 SXM", "A10")]
+    for _ in range(60):
+        order = PurchaseOrderFactory(placed_on=PLACED)
+        lines = [
+            OrderLineFactory(order=order, gpu_model=g, quantity=8)
+            for g in rng.sample(gpus, rng.randint(0, 3))
+        ]
+        quoted_on, given = PLACED, set()
+        for _ in range(rng.randint(0, 5)):
+            quoted_on += timedelta(days=rng.choice([0, 0, 3, 20]))
+            line = rng.choice([None, *lines])
+            # Few distinct dates, so lines and quotes tie often.
+            due = max(quoted_on, PLACED + timedelta(days=rng.choice([30, 30, 90, 200])))
+            if (line, quoted_on, due) in given:  # the same promise twice is refused
+                continue
+            given.add((line, quoted_on, due))
+            services.quote_add(
+                order=order, line=line, quoted_on=quoted_on, delivery_date=due, check=False
+            )
+        for line in lines:
+            if rng.random() < 0.4:
+                services.delivery_record(
+                    line=line, quantity=rng.choice([3, 8]), delivered_on=PLACED
+                )
+        if rng.random() < 0.1:
+            PurchaseOrder.objects.filter(pk=order.pk).update(status="cancelled")
+
+    expected = {}
+    orders = PurchaseOrder.objects.open().prefetch_related("quotes", "lines__deliveries")
+    for order in orders:
+        lines = list(order.lines.all())
+        plan = schedule(
+            [Quote(q.pk, q.quoted_on, q.delivery_date, q.line_id) for q in order.quotes.all()],
+            [line.pk for line in lines],
+        )
+        if plan is None:
+            continue
+        received = bool(lines) and all(
+            sum(d.quantity for d in line.deliveries.all()) >= line.quantity for line in lines
+        )
+        expected[order.pk] = (
+            order.placed_on,
+            order.need_by,
+            plan.baseline.delivery_date,
+            plan.current.delivery_date,
+            plan.current.id,
+            int(received),
+        )
+    assert len(expected) > 30
+    # Fully received orders close (status "received"); partly received ones stay open.
+    assert PurchaseOrder.objects.filter(status="partially_received", pk__in=expected).exists()
+    pks = sorted(PurchaseOrder.objects.values_list("pk", flat=True))
+    by_range = alerts.order_schedules((pks[0], pks[-1], None))
+    assert {row[0]: tuple(row[1:]) for row in by_range} == expected
+    some = pks[::3]
+    by_ids = alerts.order_schedules((some[0], some[-1], some))
+    assert {row[0]: tuple(row[1:]) for row in by_ids} == {
+        pk: row for pk, row in expected.items() if pk in some
+    }
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_scans_at_once_create_each_alert_and_email_once(mailoutbox: list) -> None:
@@ -448,12 +538,13 @@ def test_batches_on_several_connections_find_what_one_connection_finds() -> None
                 "past_need_by": 25,
             },
             "new_alerts": 100,
-            "notices": 100,
+            "notices": 0,
             "emails": 0,
         }
     )
     assert set(SlipAlert.objects.values_list("order_id", "code", "quote_id")) == found
-    assert AlertNotice.objects.count() == notices == 100
+    assert notices == 0  # the scan records alerts; who hears of them is the next step's
+    assert alerts.alert_notices_create() == AlertNotice.objects.count() == 100
 
 
 def test_a_scan_inside_a_transaction_stays_on_its_connection() -> None:

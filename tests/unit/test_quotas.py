@@ -627,6 +627,7 @@ def test_team_notices_left_out_when_nothing_is_waiting_or_the_lead_changed(
     _receive(w.big, 100)  # Research (priority 1) has all of its GPUs: it is not told
     services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
     alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()
     assert set(TeamSlipNotice.objects.values_list("team__name", flat=True)) == {
         "LLM pre-training",
         "Vision",
@@ -646,7 +647,7 @@ def test_team_notices_left_out_when_nothing_is_waiting_or_the_lead_changed(
     }
 
 
-def test_the_scan_tells_team_leads_in_a_fixed_number_of_queries(w: World) -> None:
+def test_the_scan_and_its_notices_tell_team_leads_in_a_fixed_number_of_queries(w: World) -> None:
     def orders(n: int) -> None:
         for _ in range(n):
             line = OrderLineFactory(gpu_model=w.a100, quantity=8)
@@ -661,6 +662,7 @@ def test_the_scan_tells_team_leads_in_a_fixed_number_of_queries(w: World) -> Non
         SlipAlert.objects.all().delete()  # and their notices
         with CaptureQueriesContext(connection) as ctx:
             alerts.scan_orders(today=D("2023-07-21"), batch_size=1000)
+            alerts.alert_notices_create()
         return len(ctx.captured_queries)
 
     orders(5)

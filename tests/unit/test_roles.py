@@ -582,6 +582,7 @@ def test_a_digest_skips_a_watcher_who_lost_their_role(w: World) -> None:
         order=w.order(WATCHED), quoted_on=D("2023-07-22"), delivery_date=D("2024-03-01")
     )
     alerts.scan_orders(today=D("2023-07-22"))
+    alerts.alert_notices_create()
     pending = AlertNotice.objects.filter(email__isnull=True, skipped_reason="")
     assert pending.filter(recipient=w.bea).exists()
     role_grant(user=w.bea, role=None)
