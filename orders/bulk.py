@@ -115,6 +115,38 @@ def insert_notices(
     )
 
 
+def update_by_pk(model: type[models.Model], column: str, pairs: Sequence[tuple[int, Any]]) -> int:
+    """Set `column` to a value per row, given as (pk, value) pairs, in one UPDATE whatever
+    their number; returns how many rows changed. Django's `bulk_update` writes one CASE
+    WHEN per row into each statement, which grows quadratically with the batch size."""
+    if not pairs:
+        return 0
+    meta = model._meta
+    quote = connection.ops.quote_name
+    target = meta.get_field(column)
+    pk = quote(meta.pk.column)
+    if connection.vendor == "postgresql":
+        value_type = target.db_type(connection)
+        source = "json_array_elements(%s::json) AS r(value)"
+        pk_value, new_value = (
+            "CAST(r.value ->> 0 AS bigint)",
+            f"CAST(r.value ->> 1 AS {value_type})",
+        )
+    elif connection.vendor == "sqlite":  # UPDATE ... FROM: SQLite 3.33 and later
+        source = "json_each(%s) AS r"
+        pk_value, new_value = "json_extract(r.value, '$[0]')", "json_extract(r.value, '$[1]')"
+    else:  # pragma: no cover - the project runs on PostgreSQL and SQLite only
+        raise NotImplementedError(f"no bulk update for {connection.vendor}")
+    table = quote(meta.db_table)
+    sql = (
+        f"UPDATE {table} SET {quote(target.column)} = {new_value} FROM {source} "
+        f"WHERE {table}.{pk} = {pk_value}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [json.dumps(list(pairs), default=_json_default)])
+        return cursor.rowcount
+
+
 # COPY: Django's bulk_create spends about 100 us per row in Python preparing values (measured
 # on a 100,000-row orders import, where it took half the time); COPY takes them as they are.
 def insert_new(objs: Sequence[models.Model], *, batch_size: int = 2000) -> None:

@@ -4,6 +4,7 @@ our commit, where the stable Message-ID lets mail clients drop the duplicate).""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.alerts import order_recipients
+from orders.bulk import update_by_pk
 from orders.models import (
     AlertNotice,
     OrderLine,
@@ -72,6 +74,9 @@ class Digest:
     recipient_email: str
     new: dict[int, OrderBlock] = field(default_factory=dict)
     reminders: dict[int, OrderBlock] = field(default_factory=dict)
+    # Orders told about but not listed: past DIGEST_MAX_ORDERS a section links to the admin.
+    new_more: int = 0
+    reminders_more: int = 0
     prices: list[PriceAlert] = field(default_factory=list)
     teams: dict[int, TeamBlock] = field(default_factory=dict)
     notice_ids: list[int] = field(default_factory=list)
@@ -89,9 +94,9 @@ class Digest:
             more = f" +{len(rises) - 2} more" if len(rises) > 2 else ""
             return f"[GPU price] {shown}{more}"
         po_numbers = [b.order.po_number for b in blocks]
-        shown = ", ".join(po_numbers[:3]) + (
-            f" +{len(po_numbers) - 3} more" if len(po_numbers) > 3 else ""
-        )
+        named = po_numbers[:3]
+        more = len(po_numbers) - len(named) + (self.new_more if self.new else self.reminders_more)
+        shown = ", ".join(named) + (f" +{more} more" if more else "")
         code = worst(a.code for b in blocks for a in b.alerts)
         label = SlipAlert.Code(code).label if code else "slip"
         prefix = "[GPU slip] " if self.new else "[GPU slip] Reminder: "
@@ -112,7 +117,11 @@ class Digest:
     def context(self) -> dict[str, Any]:
         return {
             "new": list(self.new.values()),
+            "new_count": len(self.new) + self.new_more,
+            "new_more": self.new_more,
             "reminders": list(self.reminders.values()),
+            "reminders_count": len(self.reminders) + self.reminders_more,
+            "reminders_more": self.reminders_more,
             "prices": sorted(self.prices, key=lambda a: -a.rise_percent),
             "teams": sorted(self.teams.values(), key=lambda b: b.team.name),
             "escalate_days": settings.SLIP_ESCALATE_DAYS,
@@ -130,11 +139,18 @@ def build_digests() -> list[int]:
     the same notice in two emails."""
     with transaction.atomic():
         pending = list(
-            AlertNotice.objects.select_for_update(skip_locked=True)
+            AlertNotice.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(email__isnull=True, skipped_reason="")
             .order_by("id")
             .values_list(
-                "id", "alert_id", "price_alert_id", "recipient_id", "recipient_email", "round"
+                "id",
+                "alert_id",
+                "alert__order_id",
+                "alert__code",
+                "price_alert_id",
+                "recipient_id",
+                "recipient_email",
+                "round",
             )
         )
         team_pending = list(
@@ -145,32 +161,22 @@ def build_digests() -> list[int]:
         )
         if not pending and not team_pending:
             return []
-        alerts = {
-            a.pk: a
-            for a in SlipAlert.objects.filter(
-                pk__in={p[1] for p in pending if p[1] is not None}
-            ).select_related("quote")
-        }
         price_alerts = {
             a.pk: a
             for a in PriceAlert.objects.filter(
-                pk__in={p[2] for p in pending if p[2] is not None}
+                pk__in={p[4] for p in pending if p[4] is not None}
             ).select_related("vendor", "gpu_model", "price", "low")
-        }
-        order_ids = {a.order_id for a in alerts.values()}
-        orders = {
-            o.pk: o
-            for o in PurchaseOrder.objects.with_lead_times()
-            .filter(pk__in=order_ids)
-            .select_related("vendor")
-            .prefetch_related(
-                Prefetch("lines", queryset=OrderLine.objects.select_related("gpu_model"))
-            )
         }
         # Checked again at send time: access may have changed since the alert was found.
         allowed = {
             order_id: {user_id for user_id, _ in users}
-            for order_id, users in order_recipients(list(order_ids)).items()
+            # The pending notices' orders as a subquery, not an IN list of (after an outage)
+            # 100,000 ids; a superset, where another run holds some, which costs nothing.
+            for order_id, users in order_recipients(
+                AlertNotice.objects.filter(
+                    email__isnull=True, skipped_reason="", alert__isnull=False
+                ).values("alert__order_id")
+            ).items()
         }
         price_allowed = {
             gpu_model_id: {user_id for user_id, _ in users}
@@ -179,8 +185,10 @@ def build_digests() -> list[int]:
             ).items()
         }
         digests: dict[str, Digest] = {}
+        # Per digest, per round kind (new, reminder): order id -> [(alert id, code)].
+        slips: dict[tuple[str, bool], dict[int, list[tuple[int, str]]]] = defaultdict(dict)
         skipped: list[int] = []
-        for notice_id, alert_id, price_alert_id, user_id, email, escalation_round in pending:
+        for notice_id, alert_id, order_id, code, price_alert_id, user_id, email, round_ in pending:
             if price_alert_id is not None:
                 price_alert = price_alerts[price_alert_id]
                 if user_id is not None and user_id not in price_allowed.get(
@@ -192,30 +200,28 @@ def build_digests() -> list[int]:
                 digest.prices.append(price_alert)
                 digest.notice_ids.append(notice_id)
                 continue
-            alert = alerts[alert_id]
-            if user_id is not None and user_id not in allowed.get(alert.order_id, set()):
+            if user_id is not None and user_id not in allowed.get(order_id, set()):
                 skipped.append(notice_id)
                 continue
             digest = digests.setdefault(email, Digest(email))
-            section = digest.new if escalation_round == 0 else digest.reminders
-            section.setdefault(alert.order_id, OrderBlock(orders[alert.order_id])).alerts.append(
-                alert
-            )
+            slips[email, round_ == 0].setdefault(order_id, []).append((alert_id, code))
             digest.notice_ids.append(notice_id)
+        _add_order_blocks(digests, slips)
         if skipped:
             AlertNotice.objects.filter(pk__in=skipped).update(skipped_reason=SKIPPED_NO_ACCESS)
         if team_pending:
             _add_team_slips(digests, team_pending)
         emails = OutboxEmail.objects.bulk_create([_render(d) for d in digests.values()])
         sent_with = list(zip(digests.values(), emails, strict=True))
-        AlertNotice.objects.bulk_update(
+        # One statement: bulk_update's CASE per row took minutes for 150,000 notices.
+        update_by_pk(
+            AlertNotice,
+            "email_id",
             [
-                AlertNotice(pk=notice_id, email_id=email.pk)
+                (notice_id, email.pk)
                 for digest, email in sent_with
                 for notice_id in digest.notice_ids
             ],
-            ["email"],
-            batch_size=1000,
         )
         TeamSlipNotice.objects.bulk_update(
             [
@@ -227,6 +233,41 @@ def build_digests() -> list[int]:
             batch_size=1000,
         )
         return [email.pk for email in emails]
+
+
+def _add_order_blocks(
+    digests: dict[str, Digest], slips: dict[tuple[str, bool], dict[int, list[tuple[int, str]]]]
+) -> None:
+    """Give each digest its order blocks, worst first, at most DIGEST_MAX_ORDERS a section:
+    past that the email counts the rest and links to the admin's unacknowledged alerts (after
+    an outage a buyer can have thousands; an email listing them all is unreadable, and too
+    big for mail servers). Only the orders shown are loaded, in three queries in all."""
+    limit = settings.DIGEST_MAX_ORDERS
+    shown: dict[tuple[str, bool], list[int]] = {}
+    for key, by_order in slips.items():
+        worst_first = sorted(by_order, key=lambda o: min(RANK[code] for _, code in by_order[o]))
+        shown[key] = worst_first[:limit]
+        email, new = key
+        hidden = len(worst_first) - len(shown[key])
+        if new:
+            digests[email].new_more = hidden
+        else:
+            digests[email].reminders_more = hidden
+    alert_ids = {a for key, ids in shown.items() for o in ids for a, _ in slips[key][o]}
+    alerts = SlipAlert.objects.filter(pk__in=alert_ids).select_related("quote").in_bulk()
+    orders = (
+        PurchaseOrder.objects.with_lead_times()
+        .filter(pk__in={o for ids in shown.values() for o in ids})
+        .select_related("vendor")
+        .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.select_related("gpu_model")))
+        .in_bulk()
+    )
+    for (email, new), order_ids in shown.items():
+        section = digests[email].new if new else digests[email].reminders
+        for order_id in order_ids:
+            block = OrderBlock(orders[order_id])
+            block.alerts = [alerts[a] for a, _ in slips[email, new][order_id]]
+            section[order_id] = block
 
 
 def _add_team_slips(

@@ -203,6 +203,9 @@ SLIP_SCAN_BATCH_SIZE = env.int("SLIP_SCAN_BATCH_SIZE", default=2000)
 # Batches scanned at once, each on its own database connection (PostgreSQL only): one batch's
 # SQL runs while another's rules are evaluated. About the number of CPU cores.
 SLIP_SCAN_WORKERS = env.int("SLIP_SCAN_WORKERS", default=2)
+# A digest lists at most this many orders per section, worst first, and counts the rest with a
+# link to the admin (after an outage a buyer can have thousands of new alerts).
+DIGEST_MAX_ORDERS = env.int("DIGEST_MAX_ORDERS", default=50)
 # --- Prices ----------------------------------------------------------------------------------
 # price_rise: the latest price of a GPU model from a vendor is this many percent over the lowest
 # price from that vendor in the window of days before it.

@@ -201,6 +201,57 @@ def test_the_scan_records_alerts_and_the_next_step_tells_whoever_may_hear_once()
     assert set(AlertNotice.objects.values_list("recipient_id", "round")) == {(watcher.pk, 0)}
 
 
+def test_a_digest_lists_the_worst_orders_first_and_counts_the_rest(
+    mailoutbox: list, settings: Any
+) -> None:
+    """After an outage a buyer can have thousands of new alerts: the digest lists
+    DIGEST_MAX_ORDERS of them, worst first, and links to the rest; every alert counts as
+    told once it is sent."""
+    settings.DIGEST_MAX_ORDERS = 2
+    buyer = UserFactory(username="alice")
+    december = [_order(buyer=buyer, need_by=None) for _ in range(3)]  # warnings only
+    late = _order(buyer=buyer, need_by=D("2023-06-30"))  # past its need-by: critical
+    for order in [*december, late]:
+        services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+
+    call_command("scan_slips", "--date", "2023-05-01", stdout=StringIO())
+
+    [mail] = mailoutbox
+    listed = [o.po_number for o in [*december, late] if o.po_number in mail.body]
+    assert listed == [december[0].po_number, late.po_number]
+    assert mail.body.index(late.po_number) < mail.body.index(december[0].po_number)
+    assert "Delivery dates slipped on 4 orders:" in mail.body
+    assert "... and 2 more orders with new alerts, not listed here: " in mail.body
+    assert "/admin/orders/slipalert/?acknowledged=no" in mail.body
+    html = mail.alternatives[0][0]
+    assert "2 more orders with new alerts</a>" in html
+    assert mail.subject.startswith(f"[GPU slip] {late.po_number}, {december[0].po_number} +2 more:")
+    assert not SlipAlert.objects.filter(notified_at__isnull=True).exists()
+    assert not AlertNotice.objects.filter(email__isnull=True).exists()
+
+
+def test_building_digests_takes_the_same_queries_for_few_orders_or_many(
+    settings: Any, django_assert_max_num_queries: Any
+) -> None:
+    settings.DIGEST_MAX_ORDERS = 3
+    buyer, watcher = UserFactory(username="alice"), UserFactory(username="carol")
+
+    def digest_queries(n: int) -> int:
+        for _ in range(n):
+            order = _order(buyer=buyer)
+            order.watchers.add(watcher)
+            services.quote_add(
+                order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"), check=False
+            )
+        alerts.scan_orders(today=D("2023-05-01"))
+        alerts.alert_notices_create()
+        with CaptureQueriesContext(connection) as ctx:
+            assert len(notifications.build_digests()) == 2
+        return len(ctx.captured_queries)
+
+    assert digest_queries(2) == digest_queries(12)
+
+
 def test_a_watcher_removed_before_the_digest_is_built_is_skipped(mailoutbox: list) -> None:
     watcher = UserFactory(username="carol")
     order = _order()

@@ -1,4 +1,5 @@
-"""orders.bulk.insert_ignoring_conflicts on both databases the project runs on."""
+"""orders.bulk.insert_ignoring_conflicts and update_by_pk on both databases the project runs
+on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from orders.bulk import insert_ignoring_conflicts
+from orders.bulk import insert_ignoring_conflicts, update_by_pk
 from orders.models import DeliveryQuote, SlipAlert
 from tests.conftest import ON_POSTGRES
 from tests.factories import PurchaseOrderFactory
@@ -74,3 +75,20 @@ def test_too_long_text_is_refused_not_truncated() -> None:
     with pytest.raises(DataError), transaction.atomic():
         _insert([(quote.order_id, "overdue", "critical", quote.pk, "x" * 301)], timezone.now())
     assert not SlipAlert.objects.exists()
+
+
+def test_update_by_pk_sets_each_rows_own_value_in_one_statement(django_assert_num_queries) -> None:
+    quote = _quote()
+    rows = [
+        (quote.order_id, code, "warning", quote.pk, "x") for code in ("overdue", "past_need_by")
+    ]
+    (a, *_), (b, *_) = _insert(rows, timezone.now())
+    untouched = _insert(
+        [(quote.order_id, "lead_time_over_limit", "warning", quote.pk, "z")], timezone.now()
+    )
+    with django_assert_num_queries(1):
+        assert update_by_pk(SlipAlert, "message", [(a, "first — ü"), (b, "second")]) == 2
+    messages = dict(SlipAlert.objects.values_list("pk", "message"))
+    assert messages == {a: "first — ü", b: "second", untouched[0][0]: "z"}
+    with django_assert_num_queries(0):
+        assert update_by_pk(SlipAlert, "message", []) == 0
