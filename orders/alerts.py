@@ -292,6 +292,7 @@ def _scan_batch(
     result.new_alerts.update(code for (code,) in created)
 
 
+@transaction.atomic  # buyers' and team leads' notices together, or neither
 def alert_notices_create(*, order_ids: Collection[int] | None = None) -> int:
     """Round-0 notices for the slip alerts (of the given orders, or all) nobody has been told
     about yet: one per buyer or watcher who may see the order, one per lead of a team still
