@@ -182,7 +182,7 @@ def judge(
     `schedule()` picks them) and the quote giving the current one. Findings come worst first.
 
     The scan calls this directly with schedules the database picked for a whole batch
-    (orders.alerts.ORDER_SCHEDULES, which a test holds to `schedule()`), so it is written
+    (orders.alerts.order_schedules, which a test holds to `schedule()`), so it is written
     for speed: findings are built in rank order, with no sorting."""
     base_lead = (baseline - placed_on).days
     cur_lead = (current - placed_on).days
