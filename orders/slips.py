@@ -187,12 +187,13 @@ def judge(
     base_lead = (baseline - placed_on).days
     cur_lead = (current - placed_on).days
     found: list[Finding] = []
-    # In RANK order: past_need_by, overdue, lead_time_multiplied, december, over_limit.
+    # In RANK order (SEVERITY's): past_need_by, overdue, lead_time_multiplied, december,
+    # over_limit. test_slips checks findings come sorted.
     if need_by is not None and current > need_by:
         found.append(
             Finding(
                 Code.PAST_NEED_BY,
-                Severity.CRITICAL,
+                SEVERITY[Code.PAST_NEED_BY],
                 f"Delivery {current.isoformat()} is {(current - need_by).days} days after the "
                 f"need-by date {need_by.isoformat()}.",
                 current_quote_id,
@@ -202,7 +203,7 @@ def judge(
         found.append(
             Finding(
                 Code.OVERDUE,
-                Severity.CRITICAL,
+                SEVERITY[Code.OVERDUE],
                 f"Quoted delivery {current.isoformat()} passed {(today - current).days} days "
                 "ago and the order is not fully received.",
                 current_quote_id,
@@ -213,7 +214,7 @@ def judge(
         found.append(
             Finding(
                 Code.LEAD_TIME_MULTIPLIED,
-                Severity.WARNING,
+                SEVERITY[Code.LEAD_TIME_MULTIPLIED],
                 f"Lead time {base_lead} -> {cur_lead} days (x{cur_lead / base_lead:.1f}), at "
                 f"least {thresholds.lead_time_factor:g}x the first quote.",
                 current_quote_id,
@@ -227,7 +228,7 @@ def judge(
         found.append(
             Finding(
                 Code.DECEMBER_DELIVERY,
-                Severity.WARNING,
+                SEVERITY[Code.DECEMBER_DELIVERY],
                 f"Delivery moved from {baseline.isoformat()} to {current.isoformat()}, {into} "
                 f"{calendar.month_name[watched_start.month]} {watched_start.year}.",
                 current_quote_id,
@@ -237,7 +238,7 @@ def judge(
         found.append(
             Finding(
                 Code.LEAD_TIME_OVER_LIMIT,
-                Severity.WARNING,
+                SEVERITY[Code.LEAD_TIME_OVER_LIMIT],
                 f"Lead time {cur_lead} days, at or over the "
                 f"{thresholds.lead_time_limit_days}-day limit.",
                 current_quote_id,
