@@ -35,6 +35,28 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot send {type(value).__name__} as a bulk insert value")
 
 
+def _json_rows(vendor: str) -> tuple[str, str]:
+    """The FROM item that expands one JSON parameter (a list of rows, each a list of
+    values) into rows `r`, and the WHERE an INSERT ... SELECT from it needs."""
+    if vendor == "postgresql":
+        return "json_array_elements(%s::json) AS r(value)", ""
+    if vendor == "sqlite":
+        # SQLite needs a WHERE to read ON CONFLICT after INSERT ... SELECT.
+        return "json_each(%s) AS r", " WHERE true"
+    raise NotImplementedError(f"no bulk statements for {vendor}")  # pragma: no cover
+
+
+def _json_value(i: int, field: models.Field, vendor: str) -> str:
+    """Value `i` of a row from `_json_rows`, as the column `field` takes it."""
+    value = f"(r.value ->> {i})"
+    # ->> yields text on PostgreSQL (SQLite keeps the JSON type). Text stays text: an
+    # explicit cast to varchar(n) would silently truncate, where the column's own
+    # assignment cast refuses a value that is too long.
+    if vendor == "postgresql" and not isinstance(field, models.CharField | models.TextField):
+        return f"CAST({value} AS {field.db_type(connection)})"
+    return value
+
+
 def insert_ignoring_conflicts(
     model: type[models.Model],
     *,
@@ -56,25 +78,8 @@ def insert_ignoring_conflicts(
     quote = connection.ops.quote_name
     fields = [meta.get_field(name) for name in (*columns, *constants)]
     vendor = connection.vendor
-    if vendor == "postgresql":
-        source = "json_array_elements(%s::json) AS r(value)"
-        where = ""
-    elif vendor == "sqlite":
-        source = "json_each(%s) AS r"
-        where = " WHERE true"  # SQLite needs it to read ON CONFLICT after INSERT ... SELECT
-    else:  # pragma: no cover - the project runs on PostgreSQL and SQLite only
-        raise NotImplementedError(f"no bulk insert for {vendor}")
-
-    selected = []
-    for i, column_field in enumerate(fields[: len(columns)]):
-        value = f"(r.value ->> {i})"
-        # ->> yields text on PostgreSQL (SQLite keeps the JSON type). Text stays text: an
-        # explicit cast to varchar(n) would silently truncate, where the column's own
-        # assignment cast refuses a value that is too long.
-        is_text = isinstance(column_field, models.CharField | models.TextField)
-        if vendor == "postgresql" and not is_text:
-            value = f"CAST({value} AS {column_field.db_type(connection)})"
-        selected.append(value)
+    source, where = _json_rows(vendor)
+    selected = [_json_value(i, f, vendor) for i, f in enumerate(fields[: len(columns)])]
     selected += ["%s"] * len(constants)
     params = [
         meta.get_field(name).get_db_prep_save(value, connection)
@@ -124,23 +129,13 @@ def update_by_pk(model: type[models.Model], column: str, pairs: Sequence[tuple[i
     meta = model._meta
     quote = connection.ops.quote_name
     target = meta.get_field(column)
-    pk = quote(meta.pk.column)
-    if connection.vendor == "postgresql":
-        value_type = target.db_type(connection)
-        source = "json_array_elements(%s::json) AS r(value)"
-        pk_value, new_value = (
-            "CAST(r.value ->> 0 AS bigint)",
-            f"CAST(r.value ->> 1 AS {value_type})",
-        )
-    elif connection.vendor == "sqlite":  # UPDATE ... FROM: SQLite 3.33 and later
-        source = "json_each(%s) AS r"
-        pk_value, new_value = "json_extract(r.value, '$[0]')", "json_extract(r.value, '$[1]')"
-    else:  # pragma: no cover - the project runs on PostgreSQL and SQLite only
-        raise NotImplementedError(f"no bulk update for {connection.vendor}")
+    vendor = connection.vendor
+    source, _ = _json_rows(vendor)  # UPDATE ... FROM: SQLite 3.33 and later
+    pk_value, new_value = _json_value(0, meta.pk, vendor), _json_value(1, target, vendor)
     table = quote(meta.db_table)
     sql = (
         f"UPDATE {table} SET {quote(target.column)} = {new_value} FROM {source} "
-        f"WHERE {table}.{pk} = {pk_value}"
+        f"WHERE {table}.{quote(meta.pk.column)} = {pk_value}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [json.dumps(list(pairs), default=_json_default)])
