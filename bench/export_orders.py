@@ -12,6 +12,9 @@ runs the slip scan once so orders carry alerts (the open_alerts column has work 
   wall time, queries and how far its RSS rose during the export (sampled, and ru_maxrss); the
   same for `export_quotes`, and for the first N/10 orders, to show that neither the query
   count nor the memory follows the number of rows;
+- the orders file as the SQLite path writes it (three queries walked in Python, which was the
+  PostgreSQL export too before it became one COPY), over every order, which must be the same
+  file byte for byte;
 - a naive per-row ORM loop over the first S orders (queries for the line's quotes, alerts,
   vendor, buyer, GPU model), whose rows must equal the export's;
 - the import of both exported files (orders, then quotes) into an empty database created next
@@ -136,7 +139,14 @@ def child(kind: str, first: int | None, output: Path) -> None:
     sampler.start()
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
-        if first is None:
+        if kind == "orders_walk":
+            # The SQLite path (three queries walked in Python), here on PostgreSQL: what the
+            # orders export was before it became one COPY, side by side in the same run.
+            rows = exports.order_rows(PurchaseOrder.objects.all(), csv_fields=True)
+            text = exports.csv_lines(rows, header=ORDER_COLUMNS, csv_fields=True)
+            with open(output, "w", encoding="utf-8", newline="") as file:
+                file.writelines(text)
+        elif first is None:
             call_command(f"export_{kind}", output=str(output), stdout=StringIO())
         else:
             # The same writer the command uses, over the first `first` orders.
@@ -149,8 +159,11 @@ def child(kind: str, first: int | None, output: Path) -> None:
     with open(output, encoding="utf-8", newline="") as file:
         rows = sum(1 for _ in csv.reader(file)) - 1
     scope = "every order" if first is None else f"first {first:,} orders"
+    label = f"export_{kind}, {scope}"
+    if kind == "orders_walk":
+        label = "orders file by the Python walk (the SQLite path), every order"
     measured = Export(
-        label=f"export_{kind}, {scope}",
+        label=label,
         rows=rows,
         seconds=seconds,
         queries=len(queries.captured_queries),
@@ -372,15 +385,15 @@ def print_summary(
     args: argparse.Namespace,
     counts: dict[str, int],
     alerts: int,
-    full: Export,
-    subset: Export,
-    quotes: Export,
+    exported: tuple[Export, Export, Export, Export],
+    same_file: bool,
     naive: Naive,
     naive_quiet: Naive,
     agree: bool,
     imported: list[Export],
 ) -> None:
     heading("Summary (Markdown)")
+    full, subset, _, walk = exported
     print(
         f"\n{counts['orders']:,} orders x 1 line x {args.quotes} quotes, {alerts:,} slip "
         f"alerts (scan for {TODAY.isoformat()}); each export in a fresh process, the median of "
@@ -390,7 +403,7 @@ def print_summary(
     )
     print("| run | rows | seconds | rows/s | queries | RSS growth | file |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for run in (full, subset, quotes):
+    for run in exported:
         print(
             f"| {run.label} | {run.rows:,} | {run.seconds:.2f} | {run.rate:,.0f} | "
             f"{run.queries} | {run.rss_growth_mb:+.1f} MB | {run.size_mb:.1f} MB |"
@@ -432,6 +445,11 @@ def print_summary(
         f"({full.rate:,.0f} vs {naive_quiet.rate:,.0f} rows/s without query logging) | - |"
     )
     print(
+        f"| faster than the Python walk (no target) | {full.rate / walk.rate:.1f}x "
+        f"({walk.rate:,.0f} rows/s); the same file byte for byte: "
+        f"{'yes' if same_file else 'NO'} | {verdict(same_file)} |"
+    )
+    print(
         f"| same rows as the naive loop on its sample | {'yes' if agree else 'NO'} | "
         f"{verdict(agree)} |"
     )
@@ -456,7 +474,9 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each export (the median is reported)"
     )
-    parser.add_argument("--child", choices=["orders", "quotes"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["orders", "orders_walk", "quotes"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--child-import", choices=["orders", "quotes"], help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
@@ -508,6 +528,10 @@ def main() -> None:
         print_export(subset)
         quotes = run_child("quotes", files / "quotes.csv", repeat=args.repeat)
         print_export(quotes)
+        walk = run_child("orders_walk", files / "orders-walk.csv", repeat=args.repeat)
+        print_export(walk)
+        same_file = (files / "orders-walk.csv").read_bytes() == (files / "orders.csv").read_bytes()
+        print(f"  the walk's file is the COPY's, byte for byte: {'yes' if same_file else 'NO'}")
 
         heading(f"Naive per-row loop over the first {args.sample:,} orders")
         naive, rows = naive_loop(args.sample, files / "naive.csv", capture=True)
@@ -529,7 +553,17 @@ def main() -> None:
         heading("Imports of the exported files into an empty database, each in a fresh process")
         imported = time_import(files / "orders.csv", files / "quotes.csv")
 
-    print_summary(args, counts, alerts, full, subset, quotes, naive, naive_quiet, agree, imported)
+    print_summary(
+        args,
+        counts,
+        alerts,
+        (full, subset, quotes, walk),
+        same_file,
+        naive,
+        naive_quiet,
+        agree,
+        imported,
+    )
 
 
 if __name__ == "__main__":

@@ -1,22 +1,28 @@
-"""Shared by export_orders and export_quotes: where the CSV text goes."""
+"""Shared by the export commands: where the CSV text goes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.exports import csv_lines
+from orders.exports import CsvText, csv_lines
 
 
-class _Counted:
-    def __init__(self, rows: Iterable[Sequence[str]]) -> None:
-        self.rows, self.count = rows, 0
-
-    def __iter__(self) -> Iterator[Sequence[str]]:
-        for row in self.rows:
-            self.count += 1
-            yield row
+def write_text(command: BaseCommand, text: CsvText, *, output: str | None) -> int:
+    """Write the CSV text to the file `output`, or to the command's stdout when None; return
+    the number of rows written (header excluded)."""
+    if output is None:
+        for block in text:
+            command.stdout.write(block, ending="")
+        return text.rows
+    try:
+        # newline="": the text has its own CRLF line ends.
+        with open(output, "w", encoding="utf-8", newline="") as file:
+            file.writelines(text)
+    except OSError as exc:
+        raise CommandError(f"Cannot write {output}: {exc.strerror}.") from exc
+    return text.rows
 
 
 def write_csv(
@@ -26,20 +32,6 @@ def write_csv(
     header: Sequence[str],
     output: str | None,
     bom: bool,
-    csv_fields: bool = False,
 ) -> int:
-    """Write the CSV to the file `output`, or to the command's stdout when None; return the
-    number of rows written (header excluded). csv_fields: as for csv_lines()."""
-    counted = _Counted(rows)
-    blocks = csv_lines(counted, header=header, bom=bom, csv_fields=csv_fields)
-    if output is None:
-        for block in blocks:
-            command.stdout.write(block, ending="")
-        return counted.count
-    try:
-        # newline="": the csv module writes its own CRLF line ends.
-        with open(output, "w", encoding="utf-8", newline="") as file:
-            file.writelines(blocks)
-    except OSError as exc:
-        raise CommandError(f"Cannot write {output}: {exc.strerror}.") from exc
-    return counted.count
+    """write_text() for rows under a header."""
+    return write_text(command, csv_lines(rows, header=header, bom=bom), output=output)

@@ -3,8 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from orders import exports
-from orders.csv_format import ORDER_COLUMNS
-from orders.management.commands._export import write_csv
+from orders.management.commands._export import write_text
 from orders.models import OrderStatus, PurchaseOrder, Vendor
 
 
@@ -51,13 +50,6 @@ class Command(BaseCommand):
             if not Vendor.objects.filter(name__iexact=vendor).exists():
                 raise CommandError(f'--vendor "{vendor}": no vendor has that name.')
             orders = orders.filter(vendor__name__iexact=vendor)
-        rows = write_csv(
-            self,
-            exports.order_rows(orders, csv_fields=True),
-            header=ORDER_COLUMNS,
-            output=output,
-            bom=bom,
-            csv_fields=True,
-        )
+        rows = write_text(self, exports.orders_csv(orders, bom=bom), output=output)
         if output:
             self.stdout.write(f"Wrote {rows} order line(s) to {output}.")
