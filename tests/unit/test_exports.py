@@ -173,6 +173,28 @@ def test_quotes_of_one_day_keep_entry_order_and_exports_are_byte_stable() -> Non
     assert _command("export_quotes") == text
 
 
+def _random_quotes(
+    rng: random.Random, order: Any, lines: list[Any], *, count: int, steps: list[int], days: int
+) -> None:
+    """`count` quotes for the order or one of its lines, `steps` days apart (0: same-day
+    quotes), each for delivery up to `days` after it."""
+    quoted_on = order.placed_on
+    for _ in range(count):
+        quoted_on += timedelta(days=rng.choice(steps))
+        line = rng.choice([None, *lines])
+        delivery = quoted_on + timedelta(days=rng.randint(0, days))
+        if not DeliveryQuote.objects.filter(
+            order=order, line=line, quoted_on=quoted_on, delivery_date=delivery
+        ).exists():
+            services.quote_add(order=order, line=line, quoted_on=quoted_on, delivery_date=delivery)
+
+
+def _scan_and_acknowledge_some(rng: random.Random, *, today: date) -> None:
+    alerts.scan_orders(today=today)
+    acknowledged = [a.pk for a in SlipAlert.objects.all() if rng.random() < 0.3]
+    alerts.alerts_acknowledge(alert_ids=acknowledged, user=None)
+
+
 def test_rows_equal_the_with_lead_times_annotations_on_random_orders() -> None:
     """The export computes the figures in Python; OrderLine.objects.with_lead_times() and
     with_open_alerts() define them. Random orders: no lines or several, order- and line-level
@@ -198,20 +220,8 @@ def test_rows_equal_the_with_lead_times_annotations_on_random_orders() -> None:
             )
             for g in rng.sample(gpus, rng.randint(0, 3))
         ]
-        quoted_on = placed
-        for _ in range(rng.randint(0, 5)):
-            quoted_on += timedelta(days=rng.choice([0, 0, 3, 12]))
-            line = rng.choice([None, *lines])
-            delivery = quoted_on + timedelta(days=rng.randint(0, 250))
-            if not DeliveryQuote.objects.filter(
-                order=order, line=line, quoted_on=quoted_on, delivery_date=delivery
-            ).exists():
-                services.quote_add(
-                    order=order, line=line, quoted_on=quoted_on, delivery_date=delivery
-                )
-    alerts.scan_orders(today=D("2023-07-21"))
-    acknowledged = [a.pk for a in SlipAlert.objects.all() if rng.random() < 0.3]
-    alerts.alerts_acknowledge(alert_ids=acknowledged, user=None)
+        _random_quotes(rng, order, lines, count=rng.randint(0, 5), steps=[0, 0, 3, 12], days=250)
+    _scan_and_acknowledge_some(rng, today=D("2023-07-21"))
 
     fields = (
         "order__po_number",
@@ -314,20 +324,9 @@ def test_postgres_copy_writes_what_the_python_walk_writes() -> None:
             )
             for gpu in rng.sample(gpus, rng.choice([0, 1, 1, 2, 3]))
         ]
-        quoted_on = placed
-        for _ in range(rng.choice([0, 1, 3, 5])):
-            quoted_on += timedelta(days=rng.choice([0, 0, 2, 30]))  # same-day quotes too
-            line = rng.choice([None, None, *lines])
-            delivery = quoted_on + timedelta(days=rng.randint(0, 300))
-            if not DeliveryQuote.objects.filter(
-                order=order, line=line, quoted_on=quoted_on, delivery_date=delivery
-            ).exists():
-                services.quote_add(
-                    order=order, line=line, quoted_on=quoted_on, delivery_date=delivery
-                )
-    alerts.scan_orders(today=D("2023-12-21"))
-    acknowledged = [a.pk for a in SlipAlert.objects.all() if rng.random() < 0.3]
-    alerts.alerts_acknowledge(alert_ids=acknowledged, user=None)
+        count = rng.choice([0, 1, 3, 5])
+        _random_quotes(rng, order, lines, count=count, steps=[0, 0, 2, 30], days=300)
+    _scan_and_acknowledge_some(rng, today=D("2023-12-21"))
     everything = PurchaseOrder.objects.all()
     for orders in (
         everything,
