@@ -34,8 +34,7 @@ class ImportKind:
     title: str
     permission: str
     importer: Callable[..., imports.ImportReport]
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
+    file_format: csv_format.ImportFormat
     notes: str
 
 
@@ -47,15 +46,7 @@ IMPORT_KINDS = {
             title="Import orders CSV",
             permission="orders.add_purchaseorder",
             importer=imports.orders_import,
-            required=csv_format.ORDER_REQUIRED,
-            optional=(
-                *(
-                    c
-                    for c in csv_format.ORDER_COLUMNS
-                    if c not in csv_format.ORDER_REQUIRED and c not in csv_format.ORDER_DERIVED
-                ),
-                *csv_format.ORDER_QUOTE_COLUMNS,
-            ),
+            file_format=csv_format.ORDERS_IMPORT,
             notes="One row per order line; rows with the same po_number are lines of one "
             "order. quoted_on and delivery_date add a whole-order quote. Columns of an export "
             "that the tracker computes (lead days, slip...) are ignored. New vendors, GPU "
@@ -66,10 +57,7 @@ IMPORT_KINDS = {
             title="Import quotes CSV",
             permission="orders.add_deliveryquote",
             importer=imports.quotes_import,
-            required=csv_format.QUOTE_REQUIRED,
-            optional=tuple(
-                c for c in csv_format.QUOTE_COLUMNS if c not in csv_format.QUOTE_REQUIRED
-            ),
+            file_format=csv_format.QUOTES_IMPORT,
             notes="A vendor's re-quote sheet for existing POs. gpu_model aims a quote at that "
             "line of the order; empty means the whole order.",
         ),
@@ -78,10 +66,7 @@ IMPORT_KINDS = {
             title="Import price sheet CSV",
             permission="orders.add_pricequote",
             importer=imports.prices_import,
-            required=csv_format.PRICE_REQUIRED,
-            optional=tuple(
-                c for c in csv_format.PRICE_COLUMNS if c not in csv_format.PRICE_REQUIRED
-            ),
+            file_format=csv_format.PRICES_IMPORT,
             notes="A vendor's price sheet: a unit price per row, for a vendor and GPU model "
             "already recorded, on the day it was quoted.",
         ),

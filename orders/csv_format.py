@@ -3,6 +3,8 @@ these headers; imports read them (derived columns of the orders file are ignored
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # One row per order line.
 ORDER_COLUMNS: tuple[str, ...] = (
     "po_number",
@@ -61,3 +63,30 @@ PRICE_COLUMNS: tuple[str, ...] = (
     "note",
 )
 PRICE_REQUIRED: tuple[str, ...] = ("vendor", "gpu_model", "unit_price", "currency", "quoted_on")
+
+
+@dataclass(frozen=True)
+class ImportFormat:
+    """What an import reads: every column it knows, in file order; those a file must have;
+    and those it reads past (an export's derived columns)."""
+
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def imported(self) -> tuple[str, ...]:
+        """The columns whose values are imported, in file order."""
+        return tuple(c for c in self.columns if c not in self.ignored)
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """The imported columns a file may leave out."""
+        return tuple(c for c in self.imported if c not in self.required)
+
+
+ORDERS_IMPORT = ImportFormat(
+    columns=(*ORDER_COLUMNS, *ORDER_QUOTE_COLUMNS), required=ORDER_REQUIRED, ignored=ORDER_DERIVED
+)
+QUOTES_IMPORT = ImportFormat(columns=QUOTE_COLUMNS, required=QUOTE_REQUIRED)
+PRICES_IMPORT = ImportFormat(columns=PRICE_COLUMNS, required=PRICE_REQUIRED)

@@ -164,9 +164,7 @@ def orders_import(
     return _import(
         _report("orders", dry_run, ORDER_COUNTS, counted_unchanged=ORDER_COUNTS[3:]),
         content,
-        columns=(*csv_format.ORDER_COLUMNS, *csv_format.ORDER_QUOTE_COLUMNS),
-        required=csv_format.ORDER_REQUIRED,
-        ignored=csv_format.ORDER_DERIVED,
+        file_format=csv_format.ORDERS_IMPORT,
         reason=f"import_orders {filename}".strip(),
         plan=lambda rows, report: _OrdersPlan(rows, report, _recorded_by(user), _source(filename)),
     )
@@ -185,9 +183,7 @@ def quotes_import(
     return _import(
         _report("quotes", dry_run, QUOTE_COUNTS, counted_unchanged=QUOTE_COUNTS),
         content,
-        columns=csv_format.QUOTE_COLUMNS,
-        required=csv_format.QUOTE_REQUIRED,
-        ignored=(),
+        file_format=csv_format.QUOTES_IMPORT,
         reason=f"import_quotes {filename}".strip(),
         plan=lambda rows, report: _QuotesPlan(rows, report, _recorded_by(user), _source(filename)),
     )
@@ -206,9 +202,7 @@ def prices_import(
     return _import(
         _report("prices", dry_run, PRICE_COUNTS, counted_unchanged=PRICE_COUNTS),
         content,
-        columns=csv_format.PRICE_COLUMNS,
-        required=csv_format.PRICE_REQUIRED,
-        ignored=(),
+        file_format=csv_format.PRICES_IMPORT,
         reason=f"import_prices {filename}".strip(),
         plan=lambda rows, report: _PricesPlan(rows, report, _source(filename)),
     )
@@ -218,16 +212,14 @@ def _import(
     report: ImportReport,
     content: bytes,
     *,
-    columns: Sequence[str],
-    required: Sequence[str],
-    ignored: Sequence[str],
+    file_format: csv_format.ImportFormat,
     plan: Callable[[list[_Row], ImportReport], Any],
     reason: str = "",
 ) -> ImportReport:
     """Read, check every row, then write all of it in one transaction or nothing. The audit
     trail records the writes with `reason` and the plan's user (else the request's)."""
     try:
-        rows = _read(content, columns=columns, required=required, ignored=ignored, report=report)
+        rows = _read(content, file_format=file_format, report=report)
     except _FileError as exc:
         report.errors.append(RowError(exc.row, "", "", str(exc)))
         return report
@@ -346,12 +338,7 @@ def _decode(content: bytes) -> str:
 
 
 def _read(
-    content: bytes,
-    *,
-    columns: Sequence[str],
-    required: Sequence[str],
-    ignored: Sequence[str],
-    report: ImportReport,
+    content: bytes, *, file_format: csv_format.ImportFormat, report: ImportReport
 ) -> list[_Row]:
     """The data rows of a CSV file as stripped cells by column name; blank rows skipped.
 
@@ -370,7 +357,8 @@ def _read(
             row=len(records) + 1,
         ) from None
     header = [name.strip() for name in records[0]]
-    _check_header(header, columns, required)
+    _check_header(header, file_format.columns, file_format.required)
+    ignored = file_format.ignored
     report.header = [name for name in header if name not in ignored]
     rows = []
     for number, record in enumerate(records[1:], start=2):

@@ -27,7 +27,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from orders import demo
+from orders import csv_format, demo
 
 settings.register_profile(
     "bad-input",
@@ -216,22 +216,9 @@ DEMO = Known(
 )
 
 
-ORDER_HEADER = (
-    "po_number",
-    "vendor",
-    "buyer_email",
-    "status",
-    "gpu_model",
-    "quantity",
-    "unit_price",
-    "currency",
-    "placed_on",
-    "need_by",
-    "quoted_on",
-    "delivery_date",
-)
-QUOTE_HEADER = ("po_number", "quoted_on", "delivery_date", "note", "gpu_model")
-PRICE_HEADER = ("vendor", "gpu_model", "unit_price", "currency", "quoted_on", "note")
+ORDER_HEADER = csv_format.ORDERS_IMPORT.imported
+QUOTE_HEADER = csv_format.QUOTES_IMPORT.imported
+PRICE_HEADER = csv_format.PRICES_IMPORT.imported
 STATUSES = ("", "draft", "placed", "confirmed", "partially_received", "received", "cancelled")
 CURRENCIES = ("USD", "EUR", "GBP", "CNY", "JPY")
 

@@ -679,7 +679,9 @@ def test_admin_upload_previews_then_confirm_imports_the_same_file(
     client = admin_client_logged_in
     form = client.get(IMPORT_ORDERS)
     assert form.status_code == 200
-    assert "po_number, vendor, buyer_email" in form.content.decode()
+    page = form.content.decode()
+    assert "Required columns: <code>po_number, vendor, buyer_email, gpu_model," in page
+    assert "Optional columns: <code>status, need_by, quoted_on, delivery_date</code>" in page
 
     preview = _upload(client, IMPORT_ORDERS, _csv(_two_orders()), "spring.csv")
 
