@@ -325,11 +325,12 @@ _QUOTE_KEY = "ARRAY[quoted_on - DATE '1970-01-01', id, delivery_date - DATE '197
 
 class _Selection(NamedTuple):
     """The selected orders as SQL: the WHERE clause of `orders` on the orders table (see
-    _selected; "TRUE" for every order) and whether `orders` was plain."""
+    _selected; "TRUE" for every order) and whether it is simple: on the order's own columns,
+    without a subquery (an Exists() filter, say)."""
 
     where: str
     params: list[Any]
-    plain: bool
+    simple: bool
 
 
 def _selection_sql(orders: QuerySet[PurchaseOrder]) -> _Selection | None:
@@ -341,7 +342,8 @@ def _selection_sql(orders: QuerySet[PurchaseOrder]) -> _Selection | None:
         return None
     except FullResultSet:
         sql, params = "", []
-    return _Selection(sql or "TRUE", list(params), _plain(orders))
+    # Values are parameters, so SELECT in the SQL text is a subquery of Django's.
+    return _Selection(sql or "TRUE", list(params), _plain(orders) and "SELECT" not in sql)
 
 
 def _orders_file_sql(selection: _Selection) -> tuple[str, list[Any]]:
@@ -359,13 +361,13 @@ def _orders_file_sql(selection: _Selection) -> tuple[str, list[Any]]:
     marker.
 
     Every order: whole tables, hash-joined; PostgreSQL writes 100,000 lines in about 1 s
-    here (bench/export_orders.py). A selection on the order's own columns is applied to the
+    here (bench/export_orders.py). A simple selection (see _Selection) is applied to the
     orders and, as `order_id IN (...)`, to the quotes and alerts read, so few orders are
-    read by their indexes. Any other selection (joins, annotations such as "slipping") is
+    read by their indexes. Any other (joins, subqueries, annotations such as "slipping") is
     computed once, as a MATERIALIZED CTE: repeated as a subquery, PostgreSQL could run it
     again for every row of a nested loop (with stale statistics a test took minutes).
     """
-    where, where_params, plain = selection
+    where, where_params, simple = selection
     quote = connection.ops.quote_name
     table = {
         model: quote(model._meta.db_table)
@@ -382,7 +384,7 @@ def _orders_file_sql(selection: _Selection) -> tuple[str, list[Any]]:
     cte, cte_params = "", []
     if where == "TRUE":
         orders, orders_params, of_orders, of_orders_params = table[PurchaseOrder], [], "", []
-    elif plain:
+    elif simple:
         orders = f"(SELECT * FROM {table[PurchaseOrder]} WHERE {where})"
         orders_params = where_params
         of_orders = f" AND order_id IN (SELECT id FROM {orders} selected)"

@@ -334,6 +334,7 @@ def test_postgres_copy_writes_what_the_python_walk_writes() -> None:
         PurchaseOrder.objects.filter(need_by=None, placed_on__gte=D("2023-04-01")),
         PurchaseOrder.objects.filter(vendor__name__startswith="="),  # a join: id IN (...)
         PurchaseOrder.objects.filter(lines__gpu_model__in=gpus[:3]),  # one row per line
+        PurchaseOrder.objects.with_gpu_model(gpus[0].pk),  # no join, a subquery: Exists()
         PurchaseOrder.objects.slipping(),  # annotations
         PurchaseOrder.objects.values("pk"),
         PurchaseOrder.objects.order_by("-placed_on"),
