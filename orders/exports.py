@@ -376,8 +376,9 @@ def _orders_file_sql(selection: _Selection) -> tuple[str, list[Any]]:
     users = quote(get_user_model()._meta.db_table)
     codes = sorted(Code)
     code_bits = " ".join(f"WHEN %s THEN {1 << i}" for i in range(len(codes)))
+    # The cell for each set of codes, as the Python walk writes it.
     combinations = [
-        ";".join(code for i, code in enumerate(codes) if mask >> i & 1)
+        _open_alerts(frozenset(code for i, code in enumerate(codes) if mask >> i & 1))
         for mask in range(1 << len(codes))
     ]
 
