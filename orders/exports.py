@@ -113,10 +113,11 @@ def _one_read() -> Iterator[None]:
 
     PostgreSQL streams a server-side cursor inside a transaction (outside one Django declares
     it WITH HOLD, which computes the whole result before handing over the first row). When
-    the export opens the transaction it makes it REPEATABLE READ: the orders file reads three
-    queries side by side, and under READ COMMITTED each would see the data as of its own
-    start. Inside a caller's transaction its isolation applies (and order_rows() stops with
-    an error if the streams disagree on which orders there are). SQLite transactions are
+    the export opens the transaction it makes it REPEATABLE READ: the Python walk of the
+    orders file reads three queries side by side, and under READ COMMITTED each would see the
+    data as of its own start (the COPY is one statement, one snapshot either way). Inside a
+    caller's transaction its isolation applies (and order_rows() stops with an error if the
+    streams disagree on which orders there are). SQLite transactions are
     serializable already."""
     fresh = connection.get_autocommit()  # no transaction yet: atomic() begins one
     with transaction.atomic():
@@ -455,13 +456,8 @@ def _copy_lines(selection: _Selection) -> Iterator[tuple[str, int]]:
         cursor.execute("SET LOCAL DateStyle = 'ISO'")
         statement = connection.ops.compose_sql(f"COPY ({sql}) TO STDOUT", params)
         with cursor.copy(statement) as copy:
-            block: list[Any] = []
-            for row in copy:  # one CopyData message per row, ending with "\n"
-                block.append(row[:-1])
-                if len(block) == BLOCK_ROWS:
-                    yield _copy_block(block), len(block)
-                    block = []
-            if block:
+            rows = (row[:-1] for row in copy)  # one CopyData message a row, "\n" at its end
+            while block := list(islice(rows, BLOCK_ROWS)):
                 yield _copy_block(block), len(block)
 
 
