@@ -31,7 +31,6 @@ from django.db.models.functions import Lower
 from orders import bulk, csv_format, history, roles, services
 from orders.dates import today
 from orders.exports import restore
-from orders.roles import Role
 from orders.models import (
     DeliveryQuote,
     GpuModel,
@@ -41,6 +40,7 @@ from orders.models import (
     PurchaseOrder,
     Vendor,
 )
+from orders.roles import Role
 
 PREVIEW_ROWS = 10
 # Rows per INSERT and names per IN (...) lookup: PostgreSQL and SQLite cap the parameters of

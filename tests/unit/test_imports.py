@@ -622,7 +622,7 @@ def test_a_dry_run_says_how_many_buyer_accounts_it_would_create() -> None:
     lines = orders_import(content=_csv(_two_orders()), dry_run=True).summary()
     assert lines[-2].startswith("2 buyer account(s) would be created: active, with the Buyer")
     assert '"Forgot password?"' in lines[-2]
-    again = orders_import(content=_csv(_two_orders()[:1] + [_order(po_number="PO-3")]))
+    again = orders_import(content=_csv([*_two_orders()[:1], _order(po_number="PO-3")]))
     assert again.created["buyers"] == 1
     assert not any(
         "buyer account" in line
