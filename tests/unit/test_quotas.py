@@ -31,6 +31,7 @@ from orders.models import (
     TeamSlipNotice,
 )
 from orders.quotas import allocation_set, allocations_move, quota_save
+from orders.roles import Role
 from tests.conftest import run_at_once
 from tests.factories import (
     GpuModelFactory,
@@ -644,6 +645,50 @@ def test_team_notices_left_out_when_nothing_is_waiting_or_the_lead_changed(
     assert set(TeamSlipNotice.objects.values_list("skipped_reason", flat=True)) == {
         quotas.SKIPPED_NOT_LEAD,
         quotas.SKIPPED_NOTHING_WAITING,
+    }
+
+
+@pytest.mark.usefixtures("_site")
+def test_a_lead_who_may_not_see_the_order_is_not_told_of_it(
+    w: World, mailoutbox: list, settings: Any
+) -> None:
+    """With BUYERS_SEE_ALL_ORDERS false a Buyer sees only the orders they buy or watch: the
+    pages' rule decides which team leads hear of a slip too."""
+    settings.BUYERS_SEE_ALL_ORDERS = False
+    vic = UserFactory(username="vic", role=Role.VIEWER)  # sees every order
+    Team.objects.filter(pk=w.vision.team_id).update(lead=vic)
+    w.big.order.watchers.add(w.research.team.lead)  # dave watches it; carol does not
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    allocation_set(quota=w.vision, line=w.big, gpus=84)
+    allocation_set(quota=w.research, line=w.big, gpus=100)
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+
+    call_command("scan_slips", "--date", "2023-05-01", stdout=StringIO())
+
+    assert set(TeamSlipNotice.objects.values_list("team__name", flat=True)) == {
+        "Vision",
+        "Research",
+    }
+    assert set(_by_recipient(mailoutbox)) == {"alice", "dave", "vic"}  # not carol
+
+
+@pytest.mark.usefixtures("_site")
+def test_a_team_notice_is_skipped_when_its_lead_lost_sight_of_the_order(
+    w: World, mailoutbox: list, settings: Any
+) -> None:
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()
+    assert TeamSlipNotice.objects.exists()  # carol sees every order, for now
+    settings.BUYERS_SEE_ALL_ORDERS = False  # and now only the ones she buys or watches
+
+    for email_id in notifications.build_digests():
+        notifications.send_outbox_email(email_id)
+
+    assert [m.to[0] for m in mailoutbox] == [w.big.order.buyer.email]
+    assert set(TeamSlipNotice.objects.values_list("skipped_reason", flat=True)) == {
+        quotas.SKIPPED_LEAD_NO_ACCESS
     }
 
 
