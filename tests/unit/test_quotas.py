@@ -21,6 +21,7 @@ from django.urls import reverse
 from orders import alerts, notifications, quotas, services
 from orders.demo import load_demo
 from orders.models import (
+    AlertNotice,
     Allocation,
     GpuModel,
     OrderLine,
@@ -690,6 +691,21 @@ def test_a_team_notice_is_skipped_when_its_lead_lost_sight_of_the_order(
     assert set(TeamSlipNotice.objects.values_list("skipped_reason", flat=True)) == {
         quotas.SKIPPED_LEAD_NO_ACCESS
     }
+
+
+def test_an_alert_only_a_team_lead_hears_of_is_not_counted_as_untold(w: World) -> None:
+    alice = w.big.order.buyer
+    alice.is_active = False
+    alice.save()
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()
+    assert not AlertNotice.objects.exists()  # the buyer may hear nothing; carol will
+    assert not notifications.untold_alerts().exists()
+
+    TeamSlipNotice.objects.update(skipped_reason=quotas.SKIPPED_LEAD_NO_ACCESS)
+    assert notifications.untold_alerts().count() == SlipAlert.objects.count() > 0
 
 
 def test_the_scan_and_its_notices_tell_team_leads_in_a_fixed_number_of_queries(w: World) -> None:
