@@ -661,6 +661,7 @@ def test_batches_on_several_connections_find_what_one_connection_finds() -> None
             "new_alerts": 100,
             "notices": 0,
             "emails": 0,
+            "untold_alerts": 0,
         }
     )
     assert set(SlipAlert.objects.values_list("order_id", "code", "quote_id")) == found
