@@ -167,9 +167,10 @@ def orders_import(
 ) -> ImportReport:
     """Import an orders sheet: one row per order line, plus an optional whole-order quote.
 
-    Creates the vendors, GPU models, buyers (inactive, no usable password), orders, lines and
-    quotes that are missing; leaves identical ones alone; reports every difference from what
-    is recorded, and every bad value, as an error and then writes nothing."""
+    Creates the vendors, GPU models, buyers (active, with the Buyer role, no usable password),
+    orders, lines and quotes that are missing; leaves identical ones alone; reports every
+    difference from what is recorded, and every bad value, as an error and then writes
+    nothing."""
     return _import(
         _report("orders", dry_run, ORDER_COUNTS, counted_unchanged=ORDER_COUNTS[3:]),
         content,
