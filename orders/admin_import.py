@@ -50,7 +50,8 @@ IMPORT_KINDS = {
             notes="One row per order line; rows with the same po_number are lines of one "
             "order. quoted_on and delivery_date add a whole-order quote. Columns of an export "
             "that the tracker computes (lead days, slip...) are ignored. New vendors, GPU "
-            "models and buyers (inactive, without a password) are created as needed.",
+            "models and buyers (active Buyers without a password: they set one with Forgot "
+            "password? on the login page) are created as needed.",
         ),
         ImportKind(
             slug="quotes",

@@ -44,6 +44,7 @@ class ScanResult:
     new_alerts: Counter[str] = field(default_factory=Counter)
     notices: int = 0
     email_ids: list[int] = field(default_factory=list)
+    untold: int = 0  # open alerts nobody may be told of (full scans only)
 
     def merge(self, other: ScanResult) -> None:
         self.orders += other.orders
@@ -59,6 +60,7 @@ class ScanResult:
             "new_alerts": sum(self.new_alerts.values()),
             "notices": self.notices,
             "emails": len(self.email_ids),
+            "untold_alerts": self.untold,
         }
 
 
@@ -405,8 +407,10 @@ def _escalation_notices(rows: list[tuple[int, int, int]], managers: list[tuple[N
 
 
 def run_full_scan(*, today: date | None = None) -> ScanResult:
-    """The periodic job: scan every open order, escalate, and prepare digests to send."""
-    from orders.notifications import build_digests
+    """The periodic job: scan every open order, escalate, prepare digests to send, and count
+    the open alerts nobody may be told of (notifications.untold_alerts; kept in the run's
+    findings as "untold_alerts")."""
+    from orders.notifications import build_digests, untold_alerts
     from orders.prices import scan_prices
 
     today = today or local_today()
@@ -419,10 +423,11 @@ def run_full_scan(*, today: date | None = None) -> ScanResult:
     result.new_alerts[PRICE_RISE] += prices.new_alerts
     result.notices += prices.notices
     result.email_ids = build_digests()
+    result.untold = untold_alerts().count()
     ScanRun.objects.filter(pk=run.pk).update(
         finished_at=timezone.now(),
         orders=result.orders,
-        findings=dict(result.findings),
+        findings={**result.findings, "untold_alerts": result.untold},
         new_alerts=sum(result.new_alerts.values()),
         notices=result.notices,
         emails=len(result.email_ids),

@@ -28,7 +28,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Model, QuerySet
 from django.db.models.functions import Lower
 
-from orders import bulk, csv_format, history, services
+from orders import bulk, csv_format, history, roles, services
 from orders.dates import today
 from orders.exports import restore
 from orders.models import (
@@ -40,6 +40,7 @@ from orders.models import (
     PurchaseOrder,
     Vendor,
 )
+from orders.roles import Role
 
 PREVIEW_ROWS = 10
 # Rows per INSERT and names per IN (...) lookup: PostgreSQL and SQLite cap the parameters of
@@ -129,6 +130,14 @@ class ImportReport:
             f"{'Would create' if self.dry_run else 'Created'}: {created}.",
             f"Unchanged (already recorded): {unchanged}.",
         ]
+        buyers = self.created.get("buyers", 0)
+        if buyers:
+            lines.append(
+                f"{buyers} buyer account(s) {'would be ' if self.dry_run else ''}created: "
+                "active, with the Buyer role and no password; they are emailed about their "
+                'orders\' slips and can set a password with "Forgot password?" on the login '
+                "page."
+            )
         if self.dry_run:
             lines.append("Dry run: nothing was written.")
         return lines
@@ -158,9 +167,10 @@ def orders_import(
 ) -> ImportReport:
     """Import an orders sheet: one row per order line, plus an optional whole-order quote.
 
-    Creates the vendors, GPU models, buyers (inactive, no usable password), orders, lines and
-    quotes that are missing; leaves identical ones alone; reports every difference from what
-    is recorded, and every bad value, as an error and then writes nothing."""
+    Creates the vendors, GPU models, buyers (active, with the Buyer role, no usable password),
+    orders, lines and quotes that are missing; leaves identical ones alone; reports every
+    difference from what is recorded, and every bad value, as an error and then writes
+    nothing."""
     return _import(
         _report("orders", dry_run, ORDER_COUNTS, counted_unchanged=ORDER_COUNTS[3:]),
         content,
@@ -626,6 +636,7 @@ class _OrdersPlan:
         bulk.insert_new([v for v in self.new_vendors.values() if isinstance(v, Vendor)])
         bulk.insert_new([g for g in self.new_gpus.values() if isinstance(g, GpuModel)])
         bulk.insert_new(list(self.new_users.values()), batch_size=CHUNK)
+        roles.role_grant_new(users=list(self.new_users.values()), role=Role.BUYER, batch_size=CHUNK)
         bulk.insert_new(self.new_orders, batch_size=CHUNK)
         bulk.insert_new(self.new_lines, batch_size=CHUNK)
         services.quotes_add_bulk(quotes=self.new_quotes, batch_size=CHUNK)
@@ -810,12 +821,14 @@ class _OrdersPlan:
             return self.users[item.email]
         if item.email not in self.new_users:
             user_model = get_user_model()
-            # A buyer who only receives alerts: no password, inactive until someone lets
-            # them in (inactive users get no emails either; see alerts.order_recipients).
+            # Active, so they are emailed about their orders' slips (alerts.order_recipients
+            # tells only active users), and given the Buyer role on write. No password: they
+            # set one with the login page's password reset (procurement.urls).
             user = user_model(
                 username=self.usernames[item.email],
                 email=user_model.objects.normalize_email(item.row.cells["buyer_email"]),
-                is_active=False,
+                is_active=True,
+                is_staff=True,  # what role_grant_new would set, without an UPDATE
             )
             user.set_unusable_password()
             self.new_users[item.email] = user

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Prefetch
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -353,4 +353,22 @@ def sweep_outbox() -> list[int]:
             status__in=[OutboxEmail.Status.READY, OutboxEmail.Status.FAILED],
             created_at__lt=now - timedelta(minutes=1),
         ).values_list("pk", flat=True)
+    )
+
+
+def untold_alerts() -> QuerySet[SlipAlert]:
+    """Open slip alerts (unacknowledged, on open orders) that nobody has been or will be told
+    of: never emailed, and no notice to a buyer, watcher, manager or team lead that is
+    waiting or was sent, because every candidate is inactive, has no address or may not see
+    the order. An operator's list of who to give a role, an address or a watch."""
+    told = AlertNotice.objects.filter(alert=OuterRef("pk"), skipped_reason="")
+    told_lead = TeamSlipNotice.objects.filter(alert=OuterRef("pk"), skipped_reason="")
+    return (
+        SlipAlert.objects.filter(
+            acknowledged_at__isnull=True,
+            notified_at__isnull=True,
+            order__status__in=PurchaseOrder.OPEN_STATUSES,
+        )
+        .exclude(Exists(told))
+        .exclude(Exists(told_lead))
     )

@@ -39,6 +39,7 @@ from orders.models import (
     Team,
     TeamSlipNotice,
 )
+from orders.permissions import may_see_order_q
 from orders.slips import RANK
 
 # ---------------------------------------------------------------------------------------------
@@ -274,9 +275,11 @@ def lines_with_free_gpus(
 def team_notices_create(*, alerts: Sequence[tuple[int, int]]) -> int:
     """Note, for each slip alert (alert id, order id), the lead of every team with GPUs still
     to come on the lines it is about (the triggering quote's line, or every line for an
-    order-level quote). One read when no team waits on those orders, else two reads and one
-    write, whatever the number of alerts; unique (alert, team) makes rescans and concurrent
-    scans harmless. Returns how many notices were new."""
+    order-level quote), if the lead may see the order (orders.permissions, as on the pages:
+    a lead who sees only the orders they buy or watch hears of no other). One read when no
+    team waits on those orders, else two reads and one write, whatever the number of alerts;
+    unique (alert, team) makes rescans and concurrent scans harmless. Returns how many
+    notices were new."""
     if not alerts:
         return 0
     waiting: dict[int, list[tuple[int, int, int, str]]] = defaultdict(list)
@@ -285,7 +288,9 @@ def team_notices_create(*, alerts: Sequence[tuple[int, int]]) -> int:
             Allocation.objects.filter(
                 line__order_id__in={order_id for _, order_id in alerts},
                 quota__team__lead__is_active=True,
-            ).exclude(quota__team__lead__email="")
+            )
+            .exclude(quota__team__lead__email="")
+            .filter(may_see_order_q(user_path="quota__team__lead", order_path="line__order"))
         )
         .filter(outstanding__gt=0)
         .values_list(
@@ -319,6 +324,7 @@ def team_notices_create(*, alerts: Sequence[tuple[int, int]]) -> int:
 
 SKIPPED_NOT_LEAD = "recipient no longer leads the team, is inactive or has no email"
 SKIPPED_NOTHING_WAITING = "the team has no GPUs still to come on the lines the alert is about"
+SKIPPED_LEAD_NO_ACCESS = "the team lead may not see the order"
 
 QuoteKey = tuple[date, int]  # (quoted_on, id): the order quotes were given in
 
@@ -381,9 +387,16 @@ def team_slips(
 ) -> tuple[dict[int, list[TeamSlip]], dict[int, str]]:
     """For pending team notices (id, alert id, team id, recipient id): the slips each one
     reports, and the reason each one that must not be sent is skipped (the recipient no
-    longer leads the team, or nothing of the team's is waiting on those lines any more:
-    moved away or received since). Four queries whatever the number of notices."""
+    longer leads the team, may no longer see the order, or nothing of the team's is waiting
+    on those lines any more: moved away or received since). Five queries whatever the number
+    of notices."""
     notices = list(notices)
+    # Asked again at send time, as for buyers' notices: access may have changed since.
+    visible = set(
+        TeamSlipNotice.objects.filter(pk__in=[n[0] for n in notices])
+        .filter(may_see_order_q(user_path="recipient", order_path="alert__order"))
+        .values_list("pk", flat=True)
+    )
     alerts = {
         a.pk: a
         for a in SlipAlert.objects.filter(pk__in={n[1] for n in notices}).select_related("quote")
@@ -413,6 +426,9 @@ def team_slips(
         lead = team.lead
         if lead.pk != recipient_id or not lead.is_active or not lead.email:
             skipped[notice_id] = SKIPPED_NOT_LEAD
+            continue
+        if notice_id not in visible:
+            skipped[notice_id] = SKIPPED_LEAD_NO_ACCESS
             continue
         trigger: QuoteKey = (alert.quote.quoted_on, alert.quote.pk)
         found = []

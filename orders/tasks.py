@@ -71,7 +71,16 @@ def scan_open_orders() -> dict[str, Any]:
     """The daily scan of every open order (Celery beat), for time-based rules like overdue."""
     result = alerts.run_full_scan()
     enqueue_sends(result.email_ids)
-    return result.as_dict()
+    summary = result.as_dict()
+    logger.info("Daily slip scan: %s", summary)
+    if result.untold:
+        logger.warning(
+            "%d open slip alert(s) nobody may be told of: their buyers and watchers are "
+            "inactive, have no email or may not see the order (give one a role, an address or "
+            "a watch).",
+            result.untold,
+        )
+    return summary
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_DB, retry_backoff=True, max_retries=5)

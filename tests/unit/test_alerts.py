@@ -14,8 +14,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders import alerts, notifications, services
-from orders.models import AlertNotice, OrderLine, OutboxEmail, PurchaseOrder, SlipAlert
+from orders import alerts, notifications, services, tasks
+from orders.models import (
+    AlertNotice,
+    OrderLine,
+    OutboxEmail,
+    PurchaseOrder,
+    ScanRun,
+    SlipAlert,
+)
 from orders.slips import Code, Quote, line_schedule, schedule
 from tests.conftest import run_at_once
 from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory, UserFactory
@@ -396,8 +403,71 @@ def test_scan_slips_prints_counts_per_rule() -> None:
         "  overdue: 0",
         "  price_rise: 0",
         "New alerts: 4",
+        "Open alerts nobody may be told of: 0",
         "Emails sent: 1",
     ]
+
+
+def test_the_daily_scan_counts_the_open_alerts_nobody_may_be_told_of(
+    mailoutbox: list, freezer_today: Any, caplog: Any
+) -> None:
+    """Alerts whose buyer is inactive or has no address, with no watcher, reach nobody: the
+    daily task says how many, in its result, its log and its ScanRun, and scan_slips too."""
+    freezer_today("2023-05-01")
+    told = _order()
+    gone = _order(buyer=UserFactory(username="gone", is_active=False))
+    silent = _order(buyer=UserFactory(username="silent", email=""))
+    for order in (told, gone, silent):
+        services.quote_add(
+            order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"), check=False
+        )
+
+    with caplog.at_level("INFO", logger="orders.tasks"):
+        result = tasks.scan_open_orders()
+
+    # Two rules fire on each order (past need-by, over the lead-time limit).
+    assert result["new_alerts"] == 6
+    assert result["untold_alerts"] == 4
+    assert ScanRun.objects.get().findings["untold_alerts"] == 4
+    assert "4 open slip alert(s) nobody may be told of" in caplog.text
+    assert set(notifications.untold_alerts().values_list("order_id", flat=True)) == {
+        gone.pk,
+        silent.pk,
+    }
+
+    # A watcher for one of them, an acknowledgement for the other's first alert.
+    gone.watchers.add(UserFactory(username="carol"))
+    alerts.alerts_acknowledge(alert_ids=[silent.alerts.order_by("pk")[0].pk], user=None)
+    out = StringIO()
+    call_command("scan_slips", "--date", "2023-05-01", stdout=out)
+    assert (
+        "Open alerts nobody may be told of: 1 (buyers and watchers inactive, without email or "
+        "access)" in out.getvalue().splitlines()
+    )
+    assert ScanRun.objects.order_by("pk").last().findings["untold_alerts"] == 1
+
+
+def test_a_deactivated_buyer_is_sent_neither_news_nor_reminders(
+    mailoutbox: list, freezer_today: Any
+) -> None:
+    freezer_today("2023-05-01")
+    order = _order()
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"), check=False)
+    call_command("scan_slips", stdout=StringIO())
+    assert [m.to for m in mailoutbox] == [[order.buyer.email]]
+    order.buyer.is_active = False
+    order.buyer.save()
+    services.quote_add(
+        order=order, quoted_on=D("2023-05-02"), delivery_date=D("2024-01-31"), check=False
+    )
+
+    # A week on: reminders are due for the first alerts, and the new quote raises new ones.
+    freezer_today("2023-05-09")
+    call_command("scan_slips", stdout=StringIO())
+
+    assert len(mailoutbox) == 1
+    assert not AlertNotice.objects.filter(round__gt=0).exists()
+    assert not AlertNotice.objects.filter(alert__quote__quoted_on=D("2023-05-02")).exists()
 
 
 def _scan_queries(batch_size: int) -> int:
@@ -591,6 +661,7 @@ def test_batches_on_several_connections_find_what_one_connection_finds() -> None
             "new_alerts": 100,
             "notices": 0,
             "emails": 0,
+            "untold_alerts": 0,
         }
     )
     assert set(SlipAlert.objects.values_list("order_id", "code", "quote_id")) == found

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from orders import csv_format
+from orders import csv_format, permissions
 from orders.dates import today
 from orders.demo import load_demo
 from orders.imports import ImportReport, RowError, orders_import, quotes_import
@@ -36,7 +36,7 @@ from orders.models import (
     SlipAlert,
     Vendor,
 )
-from orders.roles import Role
+from orders.roles import Role, role_of
 from orders.uploads import SizeLimitUploadHandler, rejected_upload
 from tests.conftest import run_at_once
 from tests.factories import NO_ROLE, UserFactory
@@ -145,11 +145,14 @@ def test_orders_import_creates_vendors_models_buyers_orders_lines_and_quotes() -
     assert quote.source == "CSV import spring.csv"
     po2 = PurchaseOrder.objects.get(po_number="PO-2")
     assert (po2.status, po2.need_by, po2.quotes.count()) == ("placed", None, 0)
-    # Buyers: inactive, no usable password, username from the address.
+    # Buyers: active, with the Buyer role, no usable password, username from the address.
     assert po2.buyer.username == "bob@gpu-buyers.example"
     assert po2.buyer.email == "Bob@gpu-buyers.example"
-    assert not po2.buyer.is_active
+    assert po2.buyer.is_active
+    assert po2.buyer.is_staff
+    assert role_of(po2.buyer) is Role.BUYER
     assert not po2.buyer.has_usable_password()
+    assert permissions.view_scope(po2.buyer) is not permissions.Scope.NONE
     assert GpuModel.objects.get(name="A10").memory_gb == 24
     assert GpuModel.objects.get(name="A100 80GB SXM").memory_gb == 80
     assert Vendor.objects.get(name="Northwind Servers").kind == Vendor.Kind.DISTRIBUTOR
@@ -474,6 +477,9 @@ def test_import_orders_command_prints_the_counts(tmp_path: Any) -> None:
         "3 row(s) read.",
         "Created: 2 vendors, 3 GPU models, 2 buyers, 2 orders, 3 order lines, 1 quotes.",
         "Unchanged (already recorded): 0 orders, 0 order lines, 0 quotes.",
+        "2 buyer account(s) created: active, with the Buyer role and no password; they are "
+        'emailed about their orders\' slips and can set a password with "Forgot password?" '
+        "on the login page.",
     ]
     assert PurchaseOrder.objects.count() == 2
 
@@ -593,6 +599,35 @@ def test_an_imported_requote_that_slips_raises_alerts(
         "past_need_by",
         "lead_time_multiplied",
     }
+
+
+def test_an_imported_buyer_is_emailed_about_their_orders_slips(
+    mailoutbox: list, settings: Any
+) -> None:
+    settings.PROCUREMENT_MANAGERS = []
+    report = orders_import(
+        content=_csv(
+            [_order(buyer_email="New.Buyer@gpu-buyers.example", delivery_date="2023-12-15")]
+        )
+    )
+    assert report.created["buyers"] == 1
+
+    call_command("scan_slips", "--date", "2023-05-01", stdout=StringIO())
+
+    assert [m.to for m in mailoutbox] == [["New.Buyer@gpu-buyers.example"]]
+    assert GOOD_ORDER["po_number"] in mailoutbox[0].subject
+
+
+def test_a_dry_run_says_how_many_buyer_accounts_it_would_create() -> None:
+    lines = orders_import(content=_csv(_two_orders()), dry_run=True).summary()
+    assert lines[-2].startswith("2 buyer account(s) would be created: active, with the Buyer")
+    assert '"Forgot password?"' in lines[-2]
+    again = orders_import(content=_csv([*_two_orders()[:1], _order(po_number="PO-3")]))
+    assert again.created["buyers"] == 1
+    assert not any(
+        "buyer account" in line
+        for line in orders_import(content=_csv([_order(po_number="PO-4")])).summary()
+    )
 
 
 # --- Cost: a fixed number of queries whatever the number of rows -----------------------------

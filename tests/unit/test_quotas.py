@@ -21,6 +21,7 @@ from django.urls import reverse
 from orders import alerts, notifications, quotas, services
 from orders.demo import load_demo
 from orders.models import (
+    AlertNotice,
     Allocation,
     GpuModel,
     OrderLine,
@@ -31,6 +32,7 @@ from orders.models import (
     TeamSlipNotice,
 )
 from orders.quotas import allocation_set, allocations_move, quota_save
+from orders.roles import Role
 from tests.conftest import run_at_once
 from tests.factories import (
     GpuModelFactory,
@@ -645,6 +647,65 @@ def test_team_notices_left_out_when_nothing_is_waiting_or_the_lead_changed(
         quotas.SKIPPED_NOT_LEAD,
         quotas.SKIPPED_NOTHING_WAITING,
     }
+
+
+@pytest.mark.usefixtures("_site")
+def test_a_lead_who_may_not_see_the_order_is_not_told_of_it(
+    w: World, mailoutbox: list, settings: Any
+) -> None:
+    """With BUYERS_SEE_ALL_ORDERS false a Buyer sees only the orders they buy or watch: the
+    pages' rule decides which team leads hear of a slip too."""
+    settings.BUYERS_SEE_ALL_ORDERS = False
+    vic = UserFactory(username="vic", role=Role.VIEWER)  # sees every order
+    Team.objects.filter(pk=w.vision.team_id).update(lead=vic)
+    w.big.order.watchers.add(w.research.team.lead)  # dave watches it; carol does not
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    allocation_set(quota=w.vision, line=w.big, gpus=84)
+    allocation_set(quota=w.research, line=w.big, gpus=100)
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+
+    call_command("scan_slips", "--date", "2023-05-01", stdout=StringIO())
+
+    assert set(TeamSlipNotice.objects.values_list("team__name", flat=True)) == {
+        "Vision",
+        "Research",
+    }
+    assert set(_by_recipient(mailoutbox)) == {"alice", "dave", "vic"}  # not carol
+
+
+@pytest.mark.usefixtures("_site")
+def test_a_team_notice_is_skipped_when_its_lead_lost_sight_of_the_order(
+    w: World, mailoutbox: list, settings: Any
+) -> None:
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()
+    assert TeamSlipNotice.objects.exists()  # carol sees every order, for now
+    settings.BUYERS_SEE_ALL_ORDERS = False  # and now only the ones she buys or watches
+
+    for email_id in notifications.build_digests():
+        notifications.send_outbox_email(email_id)
+
+    assert [m.to[0] for m in mailoutbox] == [w.big.order.buyer.email]
+    assert set(TeamSlipNotice.objects.values_list("skipped_reason", flat=True)) == {
+        quotas.SKIPPED_LEAD_NO_ACCESS
+    }
+
+
+def test_an_alert_only_a_team_lead_hears_of_is_not_counted_as_untold(w: World) -> None:
+    alice = w.big.order.buyer
+    alice.is_active = False
+    alice.save()
+    allocation_set(quota=w.llm, line=w.big, gpus=200)
+    services.quote_add(order=w.big.order, quoted_on=PLACED, delivery_date=D("2023-12-15"))
+    alerts.scan_orders(today=D("2023-05-01"))
+    alerts.alert_notices_create()
+    assert not AlertNotice.objects.exists()  # the buyer may hear nothing; carol will
+    assert not notifications.untold_alerts().exists()
+
+    TeamSlipNotice.objects.update(skipped_reason=quotas.SKIPPED_LEAD_NO_ACCESS)
+    assert notifications.untold_alerts().count() == SlipAlert.objects.count() > 0
 
 
 def test_the_scan_and_its_notices_tell_team_leads_in_a_fixed_number_of_queries(w: World) -> None:

@@ -164,6 +164,35 @@ def test_the_recipient_set_is_the_view_scope_in_set_form(w: World, admin_user: A
         assert (user.pk in in_set) == (permissions.view_scope(user) is not Scope.NONE), user
 
 
+def test_the_order_filter_for_pairs_is_can_view_order_in_set_form(
+    w: World, see_all: bool, admin_user: Any
+) -> None:
+    """may_see_order_q, on rows that each name a user and an order (notices, here), keeps
+    exactly the pairs can_view_order allows."""
+    inactive = UserFactory(username="ina", is_active=False)
+    users = [w.bea, w.otto, w.manager, w.viewer, w.nobody, inactive, admin_user]
+    first_alerts = {order.pk: order.alerts.order_by("pk").first() for order in w.orders.values()}
+    AlertNotice.objects.bulk_create(
+        AlertNotice(alert=alert, recipient=user, recipient_email=user.email or "x@example.com")
+        for alert in first_alerts.values()
+        for user in users
+    )
+    kept = set(
+        AlertNotice.objects.filter(
+            permissions.may_see_order_q(user_path="recipient", order_path="alert__order")
+        ).values_list("recipient_id", "alert__order_id")
+    )
+    expected = {
+        (user.pk, order_id)
+        for user in users
+        for order_id in first_alerts
+        if permissions.can_view_order(user, order_id)
+    }
+    assert kept == expected
+    assert ((w.bea.pk, w.orders[OTHER].pk) in kept) == see_all
+    assert (w.bea.pk, w.orders[WATCHED].pk) in kept
+
+
 # --- Admin lists ------------------------------------------------------------------------------
 
 CHANGELISTS = {

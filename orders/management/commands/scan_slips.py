@@ -36,5 +36,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  {code}: {result.findings.get(code, 0)}")
         self.stdout.write(f"New alerts: {sum(result.new_alerts.values())}")
         self.stdout.write(
+            f"Open alerts nobody may be told of: {result.untold}"
+            + (" (buyers and watchers inactive, without email or access)" if result.untold else "")
+        )
+        self.stdout.write(
             f"Emails sent: {sent}" + (f" (failed, will retry: {failed})" if failed else "")
         )
