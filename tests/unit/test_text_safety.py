@@ -407,11 +407,11 @@ def test_the_admin_refuses_a_po_number_taken_in_another_case(admin_client_logged
     assert PurchaseOrder.objects.count() == 1
 
 
-def test_an_orders_file_row_po_1_is_the_recorded_order_po_1() -> None:
+def test_an_orders_file_row_po_1_is_the_recorded_order_po_1_in_any_case() -> None:
     first = orders_import(content=_csv([GOOD_ORDER | {"po_number": "PO-1"}]))
     assert first.ok, first.errors
 
-    again = orders_import(content=_csv([GOOD_ORDER | {"po_number": "po-1"}]))
+    again = orders_import(content=_csv([GOOD_ORDER | {"po_number": "Po-1"}]))
 
     assert again.ok, again.errors
     assert again.created["orders"] == 0
@@ -434,7 +434,7 @@ def test_rows_po_1_and_po_1_in_one_file_are_one_order() -> None:
 def test_a_quote_sheet_row_po_1_is_for_the_recorded_order_po_1() -> None:
     order = PurchaseOrderFactory(po_number="PO-1", placed_on=date(2023, 4, 14))
     content = _csv(
-        [{"po_number": "po-1", "quoted_on": "2023-04-20", "delivery_date": "2023-06-01"}],
+        [{"po_number": "Po-1", "quoted_on": "2023-04-20", "delivery_date": "2023-06-01"}],
         header=("po_number", "quoted_on", "delivery_date"),
     )
     report = quotes_import(content=content)
