@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import migrations
 from django.db.models import Count
@@ -48,8 +49,8 @@ class Change:
     after: str
 
     def __str__(self) -> str:
-        before = _CONTROL_RUN.sub(lambda m: repr(m.group())[1:-1], self.before)
-        return f"  {self.table}.{self.field} id {self.pk}: {before!r} -> {self.after!r}"
+        # repr: the control characters written as Python writes them ('\n', '\x85').
+        return f"  {self.table}.{self.field} id {self.pk}: {self.before!r} -> {self.after!r}"
 
 
 def cleaned(value: str) -> str:
@@ -84,7 +85,7 @@ def cleaned_values(
     return new
 
 
-def clean_control_characters(apps, schema_editor) -> list[Change]:  # noqa: ANN001
+def clean_control_characters(apps: Any, schema_editor: Any) -> list[Change]:
     """Clean every short text field (FIELDS); print and return what changed. Rows holding
     control characters are rare, so each gets an UPDATE of its own."""
     changes: list[Change] = []
@@ -142,7 +143,7 @@ def case_clash_message(clashes: list[list[tuple[int, str]]]) -> str:
     )
 
 
-def check_po_number_case_clashes(apps, schema_editor) -> None:  # noqa: ANN001
+def check_po_number_case_clashes(apps: Any, schema_editor: Any) -> None:
     """Stop the migration, listing them, if two PO numbers differ only in case. Numbers with
     control characters are left out: the cleaning gives them a number of their own."""
     orders = apps.get_model("orders", "PurchaseOrder").objects.exclude(

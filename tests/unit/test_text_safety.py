@@ -517,7 +517,7 @@ def test_the_migration_cleans_stored_values_and_says_what_it_changed(
     assert len(changes) == 3
     printed = capsys.readouterr().out
     assert "Removed control characters from 3 value(s):" in printed
-    assert f"orders_purchaseorder.po_number id {plain.pk}: 'PO-9\\\\n\\\\tA' -> 'PO-9 A'" in printed
+    assert f"orders_purchaseorder.po_number id {plain.pk}: 'PO-9\\n\\tA' -> 'PO-9 A'" in printed
     assert MIGRATION.clean_control_characters(django_apps, None) == []  # nothing left
 
 
