@@ -41,6 +41,7 @@ from orders.models import (
     Vendor,
 )
 from orders.roles import Role
+from orders.text import header_text
 
 PREVIEW_ROWS = 10
 # Rows per INSERT and names per IN (...) lookup: PostgreSQL and SQLite cap the parameters of
@@ -262,7 +263,7 @@ def _recorded_by(user: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseU
 
 
 def _source(filename: str) -> str:
-    source = f"CSV import {filename}".strip()
+    source = header_text(f"CSV import {filename}")
     return source if len(source) <= 100 else source[:97] + "..."
 
 
@@ -568,8 +569,9 @@ class _OrderRow:
 
     @property
     def order_key(self) -> tuple[str, int]:
-        """Rows of one PO share it; a row without a PO number (already an error) is alone."""
-        return (self.po, 0) if self.po else ("", self.row.number)
+        """Rows of one PO share it (PO-1 and po-1 are one order); a row without a PO number
+        (already an error) is alone."""
+        return (self.po.lower(), 0) if self.po else ("", self.row.number)
 
     def same(self, column: str, other: _OrderRow) -> bool:
         mine, theirs = self.row.cells.get(column, ""), other.row.cells.get(column, "")
@@ -702,12 +704,12 @@ class _OrdersPlan:
         # Several accounts may share an address: prefer an active one, then the oldest.
         users = user_model.objects.order_by("-is_active", "pk")
         self.users = _by_lower_name(users, emails, "email")
-        self.existing: dict[str, PurchaseOrder] = {}
-        for chunk in _chunks(sorted({i.po for i in orders if i.po})):
-            for order in PurchaseOrder.objects.filter(po_number__in=chunk).select_related(
-                "vendor", "buyer"
-            ):
-                self.existing[order.po_number] = order
+        # By lower-case PO number: a file's po-1 is the recorded PO-1.
+        self.existing: dict[str, PurchaseOrder] = _by_lower_name(
+            PurchaseOrder.objects.select_related("vendor", "buyer"),
+            {i.po.lower() for i in orders if i.po},
+            "po_number",
+        )
         self.existing_lines: dict[tuple[int, int], tuple[int, Decimal]] = {}
         self.existing_quotes: set[tuple[int, date, date]] = set()
         for chunk in _chunks(sorted(order.pk for order in self.existing.values())):
@@ -726,7 +728,7 @@ class _OrdersPlan:
         """The recorded order (compared with the file) or a new, validated one; None when the
         file's data for it is not usable."""
         cells = _Cells(item.row, self.errors)
-        existing = self.existing.get(item.po)
+        existing = self.existing.get(item.po.lower())
         if existing is not None:
             if self._compare(existing, item, cells):
                 self.report.unchanged["orders"] += 1
@@ -957,12 +959,12 @@ class _QuotesPlan:
         self.today = today()
 
     def check(self) -> None:
-        orders: dict[str, PurchaseOrder] = {}
-        for chunk in _chunks(sorted({row.cells["po_number"] for row in self.rows} - {""})):
-            for order in PurchaseOrder.objects.filter(po_number__in=chunk).only(
-                "id", "po_number", "placed_on"
-            ):
-                orders[order.po_number] = order
+        # By lower-case PO number: a sheet's po-1 is the recorded PO-1.
+        orders: dict[str, PurchaseOrder] = _by_lower_name(
+            PurchaseOrder.objects.only("id", "po_number", "placed_on"),
+            {row.cells["po_number"].lower() for row in self.rows} - {""},
+            "po_number",
+        )
         lines: dict[tuple[int, str], OrderLine] = {}
         line_names: dict[int, list[str]] = {}
         seen: set[tuple] = set()
@@ -983,7 +985,7 @@ class _QuotesPlan:
             quoted_on = cells.date("quoted_on", required=True)
             delivery_date = cells.date("delivery_date", required=True)
             _quoted_on_not_future(cells, quoted_on, self.today)
-            order = orders.get(po)
+            order = orders.get(po.lower())
             if po and order is None:
                 cells.error("po_number", "Unknown PO: no order has this number.")
             gpu = row.cells.get("gpu_model", "")

@@ -4,6 +4,7 @@ our commit, where the stable Message-ID lets mail clients drop the duplicate).""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,6 +32,15 @@ from orders.models import (
 from orders.prices import price_recipients
 from orders.quotas import TeamBlock, team_slips
 from orders.slips import RANK, worst
+from orders.text import header_text
+
+# Errors in the stored message itself, raised before the SMTP server is asked: a header with a
+# line break (BadHeaderError), an address that cannot be parsed. Sending the same row again
+# fails the same way, so it is not retried: it goes `undeliverable` and never holds a worker
+# or the sweep again. A refusal by the server is another matter (orders.tasks, SMTP_FAILURES).
+UNSENDABLE = (ValueError,)
+
+logger = logging.getLogger(__name__)
 
 SKIPPED_NO_ACCESS = (
     "recipient is inactive, has no email, or no longer buys, watches or may see the order"
@@ -83,6 +93,10 @@ class Digest:
     team_notice_ids: list[int] = field(default_factory=list)
 
     def subject(self) -> str:
+        """One line, whatever the names and numbers it quotes hold (orders.text.header_text)."""
+        return header_text(self._subject())
+
+    def _subject(self) -> str:
         blocks = list(self.new.values()) or list(self.reminders.values())
         if not blocks and self.teams:  # a team lead who does not buy or watch the orders
             return self._team_subject()
@@ -294,7 +308,7 @@ def _render(digest: Digest) -> OutboxEmail:
     context = digest.context()
     return OutboxEmail(
         recipient_email=digest.recipient_email,
-        subject=digest.subject()[:300],
+        subject=digest.subject()[:300].rstrip(),
         body_text=render_to_string("email/slip_digest.txt", context),
         body_html=render_to_string("email/slip_digest.html", context),
     )
@@ -302,7 +316,9 @@ def _render(digest: Digest) -> OutboxEmail:
 
 def send_outbox_email(email_id: int) -> bool:
     """Send one digest if nobody else is sending or has sent it. Returns whether it was sent
-    by this call; raises on SMTP failure (after marking it FAILED) so the task can retry."""
+    by this call; raises on SMTP failure (after marking it FAILED) so the task can retry.
+    A digest that cannot be made into an email (UNSENDABLE) is marked UNDELIVERABLE, with the
+    reason, and not raised: no retry could send it."""
     claimed = OutboxEmail.objects.filter(
         pk=email_id, status__in=[OutboxEmail.Status.READY, OutboxEmail.Status.FAILED]
     ).update(
@@ -312,7 +328,8 @@ def send_outbox_email(email_id: int) -> bool:
         return False
     email = OutboxEmail.objects.get(pk=email_id)
     message = EmailMultiAlternatives(
-        subject=email.subject,
+        # header_text again: a digest stored before subjects were made one line.
+        subject=header_text(email.subject),
         body=email.body_text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[email.recipient_email],
@@ -321,9 +338,15 @@ def send_outbox_email(email_id: int) -> bool:
     message.attach_alternative(email.body_html, "text/html")
     try:
         message.send(fail_silently=False)
+    except UNSENDABLE as exc:
+        OutboxEmail.objects.filter(pk=email_id).update(
+            status=OutboxEmail.Status.UNDELIVERABLE, last_error=_error_text(exc)
+        )
+        logger.error("Alert email %s cannot be sent and will not be retried: %s", email_id, exc)
+        return False
     except Exception as exc:
         OutboxEmail.objects.filter(pk=email_id).update(
-            status=OutboxEmail.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:500]
+            status=OutboxEmail.Status.FAILED, last_error=_error_text(exc)
         )
         raise
     now = timezone.now()
@@ -338,6 +361,10 @@ def send_outbox_email(email_id: int) -> bool:
             notified_at=now
         )
     return True
+
+
+def _error_text(exc: Exception) -> str:
+    return header_text(f"{type(exc).__name__}: {exc}")[:500]
 
 
 def sweep_outbox() -> list[int]:

@@ -22,7 +22,10 @@ TRANSIENT_DB = (OperationalError,)
 # would lose the alert. The task retries 10 times with backoff (random waits of up to 1 s, 2 s,
 # 4 s ... 512 s: within about 17 min); then the outbox sweep re-queues the digest every 10
 # minutes until the server accepts it. Meanwhile it is `failed`, with the server's reply in
-# last_error, under Alert emails in the admin.
+# last_error, under Alert emails in the admin. (An address that will never work is stopped by
+# an operator: README, Permanent SMTP errors.) What is final is a digest that cannot be made
+# into an email at all (notifications.UNSENDABLE, e.g. a line break in a header): no server
+# was asked, the same row fails the same way every time, so it goes `undeliverable` at once.
 SMTP_FAILURES = (smtplib.SMTPException, OSError)
 
 
@@ -108,5 +111,12 @@ def sweep_outbox() -> int:
     """Re-queue digests that failed or whose send was lost (every few minutes, via beat)."""
     email_ids = notifications.sweep_outbox()
     for email_id in email_ids:
-        send_alert_email.delay(email_id)
+        # Each digest on its own: one that fails (run here in eager mode, or not queued) must
+        # not keep the others from being sent.
+        try:
+            send_alert_email.delay(email_id)
+        except Exception:
+            logger.exception(
+                "Alert email %s not sent by this sweep; the next one retries it", email_id
+            )
     return len(email_ids)

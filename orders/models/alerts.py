@@ -102,6 +102,8 @@ class OutboxEmail(models.Model):
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed (will retry)"
+        # The message itself cannot be sent (orders.notifications.UNSENDABLE): never retried.
+        UNDELIVERABLE = "undeliverable", "Undeliverable (not retried)"
 
     recipient_email = models.EmailField()
     subject = models.CharField(max_length=300)
@@ -111,7 +113,7 @@ class OutboxEmail(models.Model):
     message_id = models.CharField(
         max_length=200, unique=True, editable=False, default=new_message_id
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
+    status = models.CharField(max_length=13, choices=Status.choices, default=Status.READY)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

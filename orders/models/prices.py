@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from orders.history import AuditedHistory
 from orders.models.procurement import GpuModel, Vendor, currency_validator
+from orders.text import single_line, single_line_check
 
 
 class PriceQuote(models.Model):
@@ -39,7 +40,7 @@ class PriceQuote(models.Model):
     currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
     quoted_on = models.DateField()
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
-    note = models.CharField(max_length=200, blank=True)
+    note = models.CharField(max_length=200, blank=True, validators=[single_line("Price note")])
     created_at = models.DateTimeField(default=timezone.now)
 
     history = AuditedHistory(no_db_index=["vendor", "gpu_model"])
@@ -65,6 +66,7 @@ class PriceQuote(models.Model):
                 condition=Q(source__in=["manual", "import", "order"]),
                 name="pricequote_source_valid",
             ),
+            single_line_check("note", name="pricequote_note_single_line"),
         ]
         indexes = [models.Index(fields=["gpu_model", "currency", "quoted_on"])]
 

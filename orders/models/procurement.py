@@ -7,21 +7,28 @@ express them and as triggers (orders/db_triggers.py) where they span tables.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Lower
 
 from orders.history import AuditedHistory
 from orders.querysets import DeliveryQuoteQuerySet, OrderLineQuerySet, PurchaseOrderQuerySet
+from orders.text import single_line, single_line_check
 
 currency_validator = RegexValidator(
     r"^[A-Z]{3}$", "Currency must be a three-letter ISO 4217 code in capitals, e.g. USD."
 )
+
+
+# The code of the error for a PO number another order has (in any case): PurchaseOrder's
+# validate_constraints replaces the constraint's message with one naming that order.
+PO_NUMBER_TAKEN = "po_number_taken"
 
 
 class VendorKind(models.TextChoices):
@@ -43,7 +50,7 @@ class OrderStatus(models.TextChoices):
 class Vendor(models.Model):
     Kind = VendorKind
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[single_line("Vendor name")])
     kind = models.CharField(max_length=20, choices=VendorKind.choices)
     contact_email = models.EmailField(blank=True)
     website = models.URLField(blank=True)
@@ -59,6 +66,7 @@ class Vendor(models.Model):
                 violation_error_message="A vendor with this name already exists.",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="vendor_name_not_blank"),
+            single_line_check("name", name="vendor_name_single_line"),
             models.CheckConstraint(
                 condition=Q(kind__in=VendorKind.values), name="vendor_kind_valid"
             ),
@@ -69,8 +77,17 @@ class Vendor(models.Model):
 
 
 class GpuModel(models.Model):
-    name = models.CharField(max_length=100, help_text='e.g. "A100 80GB SXM", "H100 SXM"')
-    family = models.CharField(max_length=50, blank=True, help_text='e.g. "Ampere", "Hopper"')
+    name = models.CharField(
+        max_length=100,
+        help_text='e.g. "A100 80GB SXM", "H100 SXM"',
+        validators=[single_line("GPU model name")],
+    )
+    family = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text='e.g. "Ampere", "Hopper"',
+        validators=[single_line("GPU family")],
+    )
     memory_gb = models.PositiveSmallIntegerField(
         "memory (GB)",
         validators=[MinValueValidator(1, "Memory must be at least 1 GB, not %(value)s.")],
@@ -86,6 +103,8 @@ class GpuModel(models.Model):
                 violation_error_message="A GPU model with this name already exists.",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="gpumodel_name_not_blank"),
+            single_line_check("name", name="gpumodel_name_single_line"),
+            single_line_check("family", name="gpumodel_family_single_line"),
             models.CheckConstraint(condition=Q(memory_gb__gt=0), name="gpumodel_memory_positive"),
         ]
 
@@ -98,7 +117,11 @@ class PurchaseOrder(models.Model):
 
     OPEN_STATUSES = (OrderStatus.PLACED, OrderStatus.CONFIRMED, OrderStatus.PARTIALLY_RECEIVED)
 
-    po_number = models.CharField("PO number", max_length=64, unique=True)
+    # Unique whatever its case (po_number_unique_ci below); the plain index serves sorting
+    # and exact lookups by number (exports, the dashboard).
+    po_number = models.CharField(
+        "PO number", max_length=64, db_index=True, validators=[single_line("PO number")]
+    )
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="orders")
     buyer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="purchase_orders"
@@ -138,7 +161,14 @@ class PurchaseOrder(models.Model):
             ("change_all_purchaseorders", "Can change every purchase order"),
         ]
         constraints = [
+            models.UniqueConstraint(
+                Lower("po_number"),
+                name="po_number_unique_ci",
+                violation_error_code=PO_NUMBER_TAKEN,
+                violation_error_message="A purchase order with this PO number already exists.",
+            ),
             models.CheckConstraint(condition=~Q(po_number=""), name="po_number_not_blank"),
+            single_line_check("po_number", name="po_number_single_line"),
             models.CheckConstraint(
                 condition=Q(status__in=OrderStatus.values), name="po_status_valid"
             ),
@@ -155,6 +185,38 @@ class PurchaseOrder(models.Model):
 
     def __str__(self) -> str:
         return self.po_number
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """The Meta constraints, as Django checks them; a PO number another order already has
+        (in any case) is reported on the field, naming that order."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict({})
+            general = errors.pop(NON_FIELD_ERRORS, [])
+            if others := [e for e in general if e.code != PO_NUMBER_TAKEN]:
+                errors[NON_FIELD_ERRORS] = others
+            if len(others) < len(general):
+                errors.setdefault("po_number", []).append(
+                    ValidationError(self.po_number_taken_message(), code=PO_NUMBER_TAKEN)
+                )
+            raise ValidationError(errors) from None
+
+    def po_number_taken_message(self) -> str:
+        """What to say when this order's PO number is taken: the number as the existing
+        order spells it, since PO-1 and po-1 are one order."""
+        taken = (
+            PurchaseOrder.objects.alias(lower=Lower("po_number"))
+            .filter(lower=Lower(Value(self.po_number)))
+            .exclude(pk=self.pk)
+            .values_list("po_number", flat=True)
+            .first()
+        )
+        return (
+            f"A purchase order with PO number {taken or self.po_number} already exists (PO "
+            "numbers are the same whatever their case): open that order, or give this one "
+            "another number."
+        )
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -289,9 +351,12 @@ class DeliveryQuote(models.Model):
     )
     quoted_on = models.DateField(help_text="When the vendor gave this date.")
     delivery_date = models.DateField(help_text="The delivery date the vendor quoted.")
-    note = models.CharField(max_length=500, blank=True)
+    note = models.CharField(max_length=500, blank=True, validators=[single_line("Quote note")])
     source = models.CharField(
-        max_length=100, blank=True, help_text='Where it came from: "email", "portal", a file...'
+        max_length=100,
+        blank=True,
+        help_text='Where it came from: "email", "portal", a file...',
+        validators=[single_line("Quote source")],
     )
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -333,6 +398,8 @@ class DeliveryQuote(models.Model):
                 name="quote_unique_per_line",
                 violation_error_message="This line already has that quote.",
             ),
+            single_line_check("note", name="quote_note_single_line"),
+            single_line_check("source", name="quote_source_single_line"),
         ]
         indexes = [models.Index(fields=["order", "line", "quoted_on", "id"])]
 
@@ -388,7 +455,7 @@ class Delivery(models.Model):
         validators=[MinValueValidator(1, "Received quantity must be at least 1, not %(value)s.")]
     )
     delivered_on = models.DateField(help_text="The day the GPUs arrived (may be in the past).")
-    note = models.CharField(max_length=500, blank=True)
+    note = models.CharField(max_length=500, blank=True, validators=[single_line("Receipt note")])
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -409,6 +476,7 @@ class Delivery(models.Model):
                 name="delivery_quantity_positive",
                 violation_error_message="Received quantity must be at least 1.",
             ),
+            single_line_check("note", name="delivery_note_single_line"),
         ]
 
     def __str__(self) -> str:

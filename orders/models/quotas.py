@@ -20,6 +20,7 @@ from django.utils import timezone
 from orders.history import AuditedHistory
 from orders.models.alerts import OutboxEmail, SlipAlert
 from orders.models.procurement import GpuModel, OrderLine, PurchaseOrder
+from orders.text import single_line, single_line_check
 
 
 def _period(start: object, end: object) -> str:
@@ -27,7 +28,7 @@ def _period(start: object, end: object) -> str:
 
 
 class Team(models.Model):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[single_line("Team name")])
     lead = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -45,6 +46,7 @@ class Team(models.Model):
                 violation_error_message="A team with this name already exists.",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="team_name_not_blank"),
+            single_line_check("name", name="team_name_single_line"),
         ]
 
     def __str__(self) -> str:

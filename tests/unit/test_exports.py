@@ -201,7 +201,7 @@ def test_rows_equal_the_with_lead_times_annotations_on_random_orders() -> None:
     quotes (same-day ones too), none, acknowledged alerts, text that needs quotes or `'`."""
     rng = random.Random(20231126)
     gpus = [GpuModelFactory(name=n) for n in ("A100 80GB SXM", "H100, SXM", '=A10 "x"')]
-    vendors = [VendorFactory(name=n) for n in ("Plain", "@Vendor, Inc.", 'Say "hi"\nthere')]
+    vendors = [VendorFactory(name=n) for n in ("Plain", "@Vendor, Inc.", 'Say "hi"; there')]
     for n in range(60):
         placed = D("2023-03-01") + timedelta(days=rng.randint(0, 60))
         prefix = rng.choice(["PO-", "-PO-", "'+PO-", "PO,"])
@@ -276,23 +276,22 @@ def _python_file(orders: Any) -> str:
     return "".join(exports.csv_lines(rows, header=ORDER_COLUMNS, csv_fields=True))
 
 
-# Text PostgreSQL's COPY escapes (backslash, tab, CR, LF), \N (its NULL marker), text that
-# needs neutralise() or CSV quotes or both, and text beyond ASCII.
+# Text PostgreSQL's COPY escapes (backslash; tab, CR, LF below), \N (its NULL marker), text
+# that needs neutralise() or CSV quotes or both, and text beyond ASCII.
 _AWKWARD = [
     "Plain",
     "=cmd|' /C calc'!A0",
     "'@twice",
     "back\\slash\\",
     "\\N",
-    "tab\there",
     'say "hi", then go',
-    "line\nbreak",
-    "cr\rlf\r\n",
-    "\tlead",
     "-minus, comma",
     "Ünïcødé 東京 🚀",
     " spaced ",
 ]
+# Names and PO numbers are one line (orders.text); a user's email address is not checked by
+# the database, so it carries the control characters COPY escapes.
+_CONTROL = ["tab\there", "line\nbreak", "cr\rlf\r\n", "\tlead"]
 
 
 @pytest.mark.postgres
@@ -304,7 +303,7 @@ def test_postgres_copy_writes_what_the_python_walk_writes() -> None:
     gpus = [GpuModelFactory(name=f"{text} {i}") for i, text in enumerate(_AWKWARD)]
     vendors = [VendorFactory(name=f"{text} {i}") for i, text in enumerate(_AWKWARD)]
     buyers = [UserFactory(email=""), UserFactory(email='"odd, but stored"@example.com')]
-    buyers += [UserFactory(email=f"{text}@example.com") for text in _AWKWARD[:4]]
+    buyers += [UserFactory(email=f"{text}@example.com") for text in _AWKWARD[:4] + _CONTROL]
     for n in range(80):
         placed = D("2023-03-01") + timedelta(days=rng.randint(0, 60))
         order = PurchaseOrderFactory(
@@ -398,8 +397,8 @@ def test_formulas_in_text_cells_are_neutralised_numbers_are_not() -> None:
     # A later quote with an earlier date: a negative slip, which must stay a number.
     services.quote_add(order=order, quoted_on=D("2023-04-14"), delivery_date=D("2023-05-15"))
     services.quote_add(order=order, quoted_on=D("2023-04-20"), delivery_date=D("2023-05-12"))
-    # quote_add trims notes; tab and CR at the start can still arrive by other ways.
-    notes = ["+cmd", "-cmd", "@cmd", "\tcmd", "\rcmd", "=1+2"]
+    # quote_add trims notes, and a note cannot hold a tab or CR at all (orders.text).
+    notes = ["+cmd", "-cmd", "@cmd", "=1+2"]
     for day, note in enumerate(notes, start=21):
         DeliveryQuote.objects.create(
             order=order, quoted_on=D(f"2023-04-{day}"), delivery_date=D("2023-05-12"), note=note
@@ -408,7 +407,7 @@ def test_formulas_in_text_cells_are_neutralised_numbers_are_not() -> None:
     (row,) = _records(_command("export_orders"))
     assert row["vendor"] == "'" + vendor.name
     assert (row["po_number"], row["gpu_model"]) == ("'@PO-1", "'-A100")
-    assert (row["slip_days"], row["requote_count"]) == ("-3", "7")
+    assert (row["slip_days"], row["requote_count"]) == ("-3", "5")
 
     quotes = _read(_command("export_quotes"))[1:]
     assert [q[3] for q in quotes] == ["", ""] + ["'" + note for note in notes]

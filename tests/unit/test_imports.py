@@ -370,14 +370,17 @@ def test_what_spreadsheets_write_is_tolerated() -> None:
 def test_quoted_cells_with_commas_quotes_and_line_breaks_are_read() -> None:
     content = (
         b"po_number,quoted_on,delivery_date,note\n"
-        b'PO-2023-0412,2023-08-01,2023-12-20,"Pushed again, ""maybe"" December\nsaid the rep"\n'
+        b'PO-2023-0412,2023-08-01,2023-12-20,"Pushed again, ""maybe"" December, said the rep"\n'
     )
     load_demo()
     report = quotes_import(content=content)
     assert report.errors == []
     assert DeliveryQuote.objects.get(quoted_on=D("2023-08-01")).note == (
-        'Pushed again, "maybe" December\nsaid the rep'
+        'Pushed again, "maybe" December, said the rep'
     )
+    # A line break in a quoted cell is read as part of the cell, and a note is one line.
+    report = quotes_import(content=content.replace(b"December, said", b"December\nsaid"))
+    assert [(e.row, e.column) for e in report.errors] == [(2, "note")]
 
 
 @pytest.mark.parametrize(
