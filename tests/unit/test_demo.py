@@ -59,7 +59,7 @@ def test_demo_covers_the_market_scenarios(as_of: date | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "as_of, year",
+    ("as_of", "year"),
     [
         (D("2026-12-04"), 2026),
         (D("2027-03-01"), 2026),
