@@ -177,9 +177,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # No broker configured means the embedded default: tasks run in-process, synchronously.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
-# Eager tasks never reach a broker; without one named, kombu would warn at each start that it
-# falls back to amqp://localhost.
-CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
+# Eager tasks never reach a broker, but Celery still takes a producer for each: an in-memory
+# one, named in full so kombu does not warn that it supplies the host.
+CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -268,13 +268,16 @@ if CSRF_COOKIE_SECURE:
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ---------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # runserver's request log, in this format and level rather than Django's own.
+        "django.server": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         # Bots probing the IP with foreign Host headers get a 400; their tracebacks are noise.
         "django.security.DisallowedHost": {"level": "CRITICAL", "propagate": True},
     },

@@ -69,7 +69,7 @@ def test_embedded_default_without_environment() -> None:
     )
     # Eager tasks, a broker kombu does not warn about; demo emails kept in files under var/.
     assert shown == (
-        "('django.db.backends.sqlite3', True, 'memory://', "
+        "('django.db.backends.sqlite3', True, 'memory://localhost/', "
         "'django.core.mail.backends.filebased.EmailBackend', True, False)"
     )
 

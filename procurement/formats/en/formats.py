@@ -7,6 +7,8 @@ DATETIME_FORMAT = "Y-m-d H:i"
 SHORT_DATETIME_FORMAT = "Y-m-d H:i"
 TIME_FORMAT = "H:i"
 YEAR_MONTH_FORMAT = "Y-m"
+# A day of the admin's date drill-down.
+MONTH_DAY_FORMAT = "Y-m-d"
 # The first is what the admin's calendar writes into a date input.
 DATE_INPUT_FORMATS = ["%Y-%m-%d"]
 DATETIME_INPUT_FORMATS = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M"]
