@@ -5,11 +5,16 @@ normal channel lead time about one month, three months or more during the shorta
 orders told "maybe December"; A100 average price US$10,000 rising 37.5% in five months, A800
 +20%, H100 resold above US$40,000; A10 at US$2,800; a large training run needs 384+ A100s;
 a large software company rationed AI hardware to its internal teams with quotas.
+
+The story is written in 2023 (the dates below). Loaded `as_of` a day, every date moves by the
+same whole number of years, so the latest delivery or quote lands in the year up to that day
+and the story reads as current while its months stay true: quotes still say "pushed to
+December", quota periods still run July to December, the PO numbers carry the new year.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -33,6 +38,8 @@ from orders.models import (
 from orders.roles import Role, role_grant
 
 D = date.fromisoformat
+# The year the story is written in: the year of its dates and its PO numbers.
+STORY_YEAR = 2023
 
 VENDORS = [
     # name, kind, email, website, notes
@@ -249,9 +256,61 @@ class DemoSummary:
         return sum(self.created.values())
 
 
+def _later(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February into a year without one
+        return day.replace(year=day.year + years, day=28)
+
+
+def _po_number(po_number: str, years: int) -> str:
+    """PO-2023-0412 three years later is PO-2026-0412."""
+    prefix, year, rest = po_number.split("-", 2)
+    return f"{prefix}-{int(year) + years}-{rest}"
+
+
+def _order_later(spec: DemoOrder, years: int) -> DemoOrder:
+    return replace(
+        spec,
+        po_number=_po_number(spec.po_number, years),
+        placed_on=_later(spec.placed_on, years),
+        need_by=spec.need_by and _later(spec.need_by, years),
+        quotes=[(_later(q, years), _later(d, years), gpu, n) for q, d, gpu, n in spec.quotes],
+        receipts=[(gpu, n, _later(on, years)) for gpu, n, on in spec.receipts],
+    )
+
+
+def latest_event() -> date:
+    """The story's last day with something in it: a quote, a delivery or a price."""
+    return max(
+        [q[0] for spec in ORDERS for q in spec.quotes]
+        + [r[2] for spec in ORDERS for r in spec.receipts]
+        + [p[2] for p in PRICES]
+    )
+
+
+def years_later(as_of: date) -> int:
+    """How many years the story moves when loaded on `as_of`: the demo orders already in the
+    database keep theirs; else as many as put its latest event in the year up to `as_of`."""
+    first = ORDERS[0].po_number
+    loaded = PurchaseOrder.objects.filter(
+        po_number__in=[_po_number(first, n) for n in range(as_of.year - STORY_YEAR + 1)]
+    ).values_list("po_number", flat=True)
+    if loaded:
+        return max(int(po.split("-")[1]) for po in loaded) - STORY_YEAR
+    last = latest_event()
+    years = as_of.year - last.year
+    return years if _later(last, years) <= as_of else years - 1
+
+
 @transaction.atomic
-def load_demo() -> DemoSummary:
-    """Create whatever of the demo data is missing; running it again creates nothing."""
+def load_demo(*, as_of: date | None = None) -> DemoSummary:
+    """Create whatever of the demo data is missing; running it again creates nothing.
+
+    `as_of` (the command passes today) moves every date by `years_later(as_of)` years; None
+    loads the story as written, in 2023, the dates the README's examples quote.
+    """
+    years = 0 if as_of is None else years_later(as_of)
     summary = DemoSummary()
     vendors = {}
     for name, kind, email, website, notes in VENDORS:
@@ -279,14 +338,14 @@ def load_demo() -> DemoSummary:
         users[username] = user
     requoted: set[int] = set()
     for spec in ORDERS:
-        _load_order(spec, vendors, gpus, users, summary, requoted)
+        _load_order(_order_later(spec, years), vendors, gpus, users, summary, requoted)
     services.orders_check_after_commit(order_ids=requoted)
-    _load_prices(vendors, gpus, summary)
-    _load_quotas(gpus, users, summary)
+    _load_prices(vendors, gpus, summary, years)
+    _load_quotas(gpus, users, summary, years)
     return summary
 
 
-def _load_quotas(gpus: dict[str, GpuModel], users: dict, summary: DemoSummary) -> None:
+def _load_quotas(gpus: dict[str, GpuModel], users: dict, summary: DemoSummary, years: int) -> None:
     teams = {}
     for name, lead, members in TEAMS:
         teams[name], created = Team.objects.get_or_create(name=name, defaults={"lead": users[lead]})
@@ -296,6 +355,7 @@ def _load_quotas(gpus: dict[str, GpuModel], users: dict, summary: DemoSummary) -
         summary.add("teams", created)
     by_period = {}
     for team, gpu_name, start, end, number in QUOTAS:
+        start, end = _later(start, years), _later(end, years)
         quota = Quota.objects.filter(
             team=teams[team], gpu_model=gpus[gpu_name], period_start=start
         ).first()
@@ -312,8 +372,10 @@ def _load_quotas(gpus: dict[str, GpuModel], users: dict, summary: DemoSummary) -
             )
         by_period[(team, gpu_name, start)] = quota
     for team, gpu_name, start, po_number, number, priority in ALLOCATIONS:
-        quota = by_period[(team, gpu_name, start)]
-        line = OrderLine.objects.get(order__po_number=po_number, gpu_model=gpus[gpu_name])
+        quota = by_period[(team, gpu_name, _later(start, years))]
+        line = OrderLine.objects.get(
+            order__po_number=_po_number(po_number, years), gpu_model=gpus[gpu_name]
+        )
         exists = Allocation.objects.filter(quota=quota, line=line).exists()
         if not exists:
             quotas.allocation_set(quota=quota, line=line, gpus=number, priority=priority)
@@ -321,10 +383,11 @@ def _load_quotas(gpus: dict[str, GpuModel], users: dict, summary: DemoSummary) -
 
 
 def _load_prices(
-    vendors: dict[str, Vendor], gpus: dict[str, GpuModel], summary: DemoSummary
+    vendors: dict[str, Vendor], gpus: dict[str, GpuModel], summary: DemoSummary, years: int
 ) -> None:
     added = False
     for vendor, gpu_name, quoted_on, price, note in PRICES:
+        quoted_on = _later(quoted_on, years)
         exists = PriceQuote.objects.filter(
             vendor=vendors[vendor],
             gpu_model=gpus[gpu_name],
@@ -344,6 +407,7 @@ def _load_prices(
             added = True
         summary.add("price quotes", not exists)
     for currency, to_currency, rate, valid_on in EXCHANGE_RATES:
+        valid_on = _later(valid_on, years)
         _, created = ExchangeRate.objects.get_or_create(
             currency=currency,
             to_currency=to_currency,

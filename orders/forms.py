@@ -11,11 +11,12 @@ from django.http import QueryDict
 
 from orders.dashboard import Selection
 from orders.models import GpuModel, PurchaseOrder, Vendor
+from orders.people import person_name
 
 
 class BuyerChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
-        return obj.get_full_name() or obj.get_username()
+        return person_name(obj)
 
 
 class DashboardFilterForm(forms.Form):

@@ -1,8 +1,8 @@
 """Settings for GPU Procurement Tracker.
 
 Everything comes from environment variables. With none set, the app runs on the embedded
-default: a SQLite file under var/, Celery tasks executed in-process, email printed to the
-console. Production sets DATABASE_URL, CELERY_BROKER_URL, EMAIL_URL, SECRET_KEY and the
+default: a SQLite file under var/, Celery tasks executed in-process, email written to files
+in var/mail/. Production sets DATABASE_URL, CELERY_BROKER_URL, EMAIL_URL, SECRET_KEY and the
 security variables (see .env.example); `manage.py check --deploy --fail-level WARNING` passes
 only when they are set, and the production image refuses to start otherwise.
 """
@@ -24,7 +24,8 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-development-only-key-0123456789")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# Absolute base URL used in emails to link back to the admin.
+# Absolute base URL of every link the app prints or mails (scripts/run.sh sets it to the port
+# it serves on).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
@@ -136,6 +137,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# Dates read YYYY-MM-DD everywhere, the admin included: procurement/formats/en/ overrides the
+# locale's formats (Django takes DATE_FORMAT and friends from the locale, not from settings).
+FORMAT_MODULE_PATH = ["procurement.formats"]
 
 # --- Static files ----------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -158,8 +162,11 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_MANIFEST_STRICT = False
 
 # --- Email -----------------------------------------------------------------------------------
-# consolemail:// (default), smtp://user:pass@host:port, smtp+tls://..., smtp+ssl://...
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# filemail:// (default: one file per message in EMAIL_FILE_PATH, to read at leisure),
+# consolemail:// (print), smtp://user:pass@host:port, smtp+tls://..., smtp+ssl://...
+vars().update(env.email_url("EMAIL_URL", default="filemail://"))
+# Set apart: django-environ cannot carry an absolute directory in a filemail:// URL.
+EMAIL_FILE_PATH = str(env.path("EMAIL_FILE_PATH", default=VAR_DIR / "mail"))
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="GPU Procurement <procurement@localhost>"
@@ -170,6 +177,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # No broker configured means the embedded default: tasks run in-process, synchronously.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
+# Eager tasks never reach a broker, but Celery still takes a producer for each: an in-memory
+# one, named in full so kombu does not warn that it supplies the host.
+CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -258,13 +268,16 @@ if CSRF_COOKIE_SECURE:
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ---------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # runserver's request log, in this format and level rather than Django's own.
+        "django.server": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         # Bots probing the IP with foreign Host headers get a 400; their tracebacks are noise.
         "django.security.DisallowedHost": {"level": "CRITICAL", "propagate": True},
     },

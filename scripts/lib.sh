@@ -17,8 +17,15 @@ ensure_venv() {
   fi
   log "Installing Python packages into .venv (pinned by requirements.lock)"
   [[ -x "$PY" ]] || python3 -m venv "$VENV"
-  "$PY" -m pip install --quiet --upgrade pip
-  "$PY" -m pip install --quiet -c "$ROOT/requirements.lock" -e "$ROOT[dev]"
+  # pip and the build backend warn even with --quiet (deprecations, index locations): their
+  # output goes to a log, shown only if the install fails.
+  local install_log="$VENV/install.log"
+  if ! { "$PY" -m pip install --quiet --upgrade pip &&
+    "$PY" -m pip install --quiet -c "$ROOT/requirements.lock" -e "$ROOT[dev]"; } >"$install_log" 2>&1; then
+    cat "$install_log" >&2
+    echo "Installing the Python packages failed (log: $install_log)" >&2
+    return 1
+  fi
   echo "$want" >"$stamp"
 }
 

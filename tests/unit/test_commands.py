@@ -14,11 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.django_db
 def test_ensure_admin_prints_a_login_that_works(client, settings, tmp_path) -> None:
     settings.VAR_DIR = tmp_path
+    settings.SITE_URL = "http://127.0.0.1:9000"
     out = StringIO()
     call_command("ensure_admin", stdout=out)
-    line = out.getvalue().strip()
-    assert line.startswith("Admin login: http://127.0.0.1:8000/admin/  user: admin  password: ")
-    password = line.rsplit(" ", 1)[-1]
+    lines = out.getvalue().strip().splitlines()
+    assert lines[:2] == ["Admin login: http://127.0.0.1:9000/admin/", "  user:     admin"]
+    assert lines[2].startswith("  password: ")
+    password = lines[2].rsplit(" ", 1)[-1]
     # Through the admin's login page (django-axes needs the request a real login has).
     response = client.post("/admin/login/", {"username": "admin", "password": password})
     assert response.status_code == 302
@@ -55,17 +57,20 @@ _CONFIG_VARS = {
     "DEBUG",
     "SECRET_KEY",
     "REDIS_URL",
+    "EMAIL_FILE_PATH",
 }
 
 
 def test_embedded_default_without_environment() -> None:
     shown = _settings_in_subprocess(
         {},
-        "s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, s.EMAIL_BACKEND, s.DEBUG",
+        "s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL, "
+        "s.EMAIL_BACKEND, s.EMAIL_FILE_PATH == str(s.VAR_DIR / 'mail'), s.DEBUG",
     )
+    # Eager tasks, a broker kombu does not warn about; demo emails kept in files under var/.
     assert shown == (
-        "('django.db.backends.sqlite3', True, "
-        "'django.core.mail.backends.console.EmailBackend', False)"
+        "('django.db.backends.sqlite3', True, 'memory://localhost/', "
+        "'django.core.mail.backends.filebased.EmailBackend', True, False)"
     )
 
 

@@ -42,7 +42,7 @@ PAGES = ["orders:dashboard", "orders:lead_times", "orders:prices", "orders:vendo
 def demo(django_capture_on_commit_callbacks: Any) -> None:
     """The demo data with its alerts (raised after commit, as `manage.py load_demo` does)."""
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("load_demo", stdout=StringIO())
+        call_command("load_demo", "--as-written", stdout=StringIO())
 
 
 def _login(client: Any, username: str, *, role: Role | str = Role.BUYER) -> Any:

@@ -27,11 +27,10 @@ class Command(BaseCommand):
         user.is_staff = user.is_superuser = user.is_active = True
         user.set_password(password)
         user.save()
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Admin login: {settings.SITE_URL}/admin/  user: {username}  password: {password}"
-            )
-        )
+        # Three lines, the address first: scripts/run.sh ends its start-up with them.
+        self.stdout.write(self.style.SUCCESS(f"Admin login: {settings.SITE_URL}/admin/"))
+        self.stdout.write(f"  user:     {username}")
+        self.stdout.write(f"  password: {password}")
 
     def _stored_password(self) -> str:
         path = Path(settings.VAR_DIR) / "admin-password"
