@@ -46,6 +46,9 @@ from orders.models import (
 PREVIEW_ROWS = 10
 # Bytes read from a file at a time: reading holds one such piece (and one line), not the file.
 READ_SIZE = 64 * 1024
+# The start of a file that is checked as one, before it is decoded.
+_HEAD_SIZE = 4096
+_BOM_AND_SPACE = codecs.BOM_UTF8 + b" \t\n\r\x0b\x0c"
 # Rows per INSERT and names per IN (...) lookup: PostgreSQL and SQLite cap the parameters of
 # one statement, and a bounded size keeps the query count proportional to chunks, not rows.
 CHUNK = 2000
@@ -381,12 +384,15 @@ def _decode(pieces: Iterable[bytes]) -> Iterator[str]:
     """The file's text, piece by piece, as it is read; raises _FileError as soon as what was
     read shows the file is not UTF-8 CSV text (empty, a workbook, UTF-16, NUL bytes)."""
     pieces = iter(pieces)
-    head = b""
-    # Enough of the start to know the file is neither empty nor a workbook nor UTF-16.
+    # The start, judged as a whole whatever the pieces: not empty, not a workbook, not UTF-16,
+    # no NUL byte (a binary file shows one early, before a byte that is not UTF-8).
+    buffer = bytearray()
     for piece in pieces:
-        head += piece
-        if len(head) >= 4 and head.removeprefix(codecs.BOM_UTF8).strip():
+        buffer += piece
+        if len(buffer) >= _HEAD_SIZE and piece.strip() and bytes(buffer).strip(_BOM_AND_SPACE):
             break
+    head = bytes(buffer)
+    del buffer
     if not head.removeprefix(codecs.BOM_UTF8).strip():
         raise _FileError("The file is empty.")
     if head.startswith(b"PK\x03\x04"):
