@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from orders import csv_format, imports
+from orders import bulk, csv_format, imports
 from orders.dates import today
 from orders.demo import load_demo
 from orders.imports import ImportReport, RowError, orders_import, quotes_import
@@ -1112,6 +1112,41 @@ def test_two_imports_of_one_file_at_once_record_it_once() -> None:
     for report in failed:
         assert "The database refused the import, so nothing was written" in str(report.errors[0])
     assert len(failed) + sum(r.ok and r.created["orders"] == 2 for r in reports) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_refused_by_the_database_midway_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Vendors, GPU models, buyers, orders and lines are inserted, then the quotes' insert
+    breaks a unique constraint (another import recorded the same quote since the file was
+    checked): the import's one transaction takes every row back, audit history too."""
+    real_insert_new = bulk.insert_new
+    inserted: list[str] = []
+
+    def insert_new(objs: Any, **kwargs: Any) -> None:
+        if objs and isinstance(objs[0], DeliveryQuote):
+            assert {"PurchaseOrder", "OrderLine"} <= set(inserted)  # the failure is midway
+            quote = objs[0]
+            DeliveryQuote.objects.bulk_create(  # what the other import wrote meanwhile
+                [
+                    DeliveryQuote(
+                        order_id=quote.order.pk,
+                        quoted_on=quote.quoted_on,
+                        delivery_date=quote.delivery_date,
+                    )
+                ]
+            )
+        real_insert_new(objs, **kwargs)
+        inserted.append(type(objs[0]).__name__ if objs else "")
+
+    monkeypatch.setattr(bulk, "insert_new", insert_new)
+    before = _table_counts()
+
+    report = orders_import(content=_csv(_two_orders()))
+
+    assert "The database refused the import, so nothing was written" in str(_only_error(report))
+    assert _table_counts() == before
 
 
 _CSV_HEAD = ",".join(ORDER_HEADER) + "\n"
