@@ -468,6 +468,7 @@ def _read(
     header: list[str] = []
     rows: list[_Row] = []
     data_rows = 0  # rows that are not blank, kept or reported
+    distinct = dict[str, str]().setdefault
     number = 0  # the record last read: the row a spreadsheet shows
     try:
         for number, record in enumerate(reader, start=1):
@@ -501,7 +502,10 @@ def _read(
                 )
                 continue
             cells += [""] * (len(header) - len(cells))
-            row = _Row(number, _RowCells(positions, tuple([cells[i] for i in kept])))
+            # Rows repeat most of their cells (vendor, buyer, model, currency, dates): one
+            # string for each distinct value is held, not one per row.
+            values = tuple([distinct(cells[i], cells[i]) for i in kept])
+            row = _Row(number, _RowCells(positions, values))
             rows.append(row)
             if len(report.preview) < PREVIEW_ROWS:
                 report.preview.append(list(row.cells.values()))
