@@ -6,6 +6,11 @@ is written, in one transaction. Idempotent: what the database already holds iden
 alone and counted as unchanged; what it holds differently is an error, never a silent update.
 New quotes go through `services.quotes_add_bulk`, so each order is re-judged for slips after
 the commit, as after any quote.
+
+Bounded: the file (bytes, a binary file object or an iterable of byte pieces) is read as a
+stream, a piece at a time; past settings.IMPORT_MAX_BYTES or IMPORT_MAX_ROWS the import stops
+with an error saying to split the file, and reads no further. The rows read are held, compactly,
+until every one is checked: the row limit is what bounds an import's memory.
 """
 
 from __future__ import annotations
