@@ -20,7 +20,8 @@ runs the slip scan once so orders carry alerts (the open_alerts column has work 
 - the import of both exported files (orders, then quotes) into an empty database created next
   to the benchmark's, each in a fresh process (target: 100,000 order rows under 60 s).
 
-It prints a Markdown summary with PASS/MISS against the targets and exits 0 either way. Like
+It prints a Markdown summary with PASS/MISS against the targets and exits 1 if it missed any
+(bench/verdicts.py), 0 if not. Like
 scan_slips.py it refuses (exit 2) anything but PostgreSQL and a database holding orders it did
 not create.
 """
@@ -56,6 +57,7 @@ django.setup()
 
 # The slip scan benchmark's data generator and database checks, reused as they are.
 import scan_slips
+import verdicts
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Q
@@ -323,7 +325,8 @@ def import_child(kind: str, path: Path) -> None:
     sampler.start()
     started = time.perf_counter()
     importer = imports.orders_import if kind == "orders" else imports.quotes_import
-    report = importer(content=path.read_bytes(), filename=path.name)
+    with path.open("rb") as content:
+        report = importer(content=content, filename=path.name)
     seconds = time.perf_counter() - started
     if not report.ok:
         print("\n".join(str(error) for error in report.errors[:20]), file=sys.stderr)
@@ -350,6 +353,9 @@ def time_import(orders_file: Path, quotes_file: Path) -> list[Export]:
         f"{db.get('PORT') or ''}/{db['NAME']}"
     )
     env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": "memory://"}
+    # The files are as big as --orders makes them: the import's limits are raised to fit.
+    sizes = [orders_file.stat().st_size, quotes_file.stat().st_size]
+    env |= {"IMPORT_MAX_BYTES": str(max(sizes)), "IMPORT_MAX_ROWS": str(sum(sizes))}
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
         cwd=BENCH.parent,
@@ -377,10 +383,6 @@ def time_import(orders_file: Path, quotes_file: Path) -> list[Export]:
 # --- Summary ---------------------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def print_summary(
     args: argparse.Namespace,
     counts: dict[str, int],
@@ -391,7 +393,8 @@ def print_summary(
     naive_quiet: Naive,
     agree: bool,
     imported: list[Export],
-) -> None:
+) -> int:
+    """Print the runs and the targets; return the exit status (1 if a target was missed)."""
     heading("Summary (Markdown)")
     full, subset, _, walk = exported
     print(
@@ -422,51 +425,71 @@ def print_summary(
             f"| {run.label} | {run.rows:,} | {run.seconds:.2f} | {run.rate:,.0f} | - | "
             f"{run.rss_growth_mb:+.1f} MB | {run.size_mb:.1f} MB |"
         )
-    scale = f" (at {counts['orders']:,})" if counts["orders"] != 100_000 else ""
     print()
-    print("| target | measured | result |")
-    print("| --- | --- | --- |")
-    print(
-        f"| orders export at least {TARGET_ROWS_PER_SECOND:,} rows/s | {full.rate:,.0f} rows/s "
-        f"({full.rows:,} rows in {full.seconds:.2f} s) | "
-        f"{verdict(full.rate >= TARGET_ROWS_PER_SECOND)} |"
-    )
-    print(
-        f"| peak RSS growth under {TARGET_RSS_GROWTH_MB:g} MB for 100,000 rows{scale} | "
-        f"{full.rss_growth_mb:+.1f} MB ({subset.rss_growth_mb:+.1f} MB for {subset.rows:,} "
-        f"rows) | {verdict(full.rss_growth_mb < TARGET_RSS_GROWTH_MB)} |"
-    )
-    print(
-        f"| query count independent of size | {full.queries} for {full.rows:,} rows, "
-        f"{subset.queries} for {subset.rows:,} | {verdict(full.queries == subset.queries)} |"
-    )
-    print(
-        f"| faster than the naive loop (no target) | {full.rate / naive_quiet.rate:,.0f}x "
-        f"({full.rate:,.0f} vs {naive_quiet.rate:,.0f} rows/s without query logging) | - |"
-    )
-    print(
-        f"| faster than the Python walk (no target) | {full.rate / walk.rate:.1f}x "
-        f"({walk.rate:,.0f} rows/s); the same file byte for byte: "
-        f"{'yes' if same_file else 'NO'} | {verdict(same_file)} |"
-    )
-    print(
-        f"| same rows as the naive loop on its sample | {'yes' if agree else 'NO'} | "
-        f"{verdict(agree)} |"
-    )
+    return check_targets(args, full, subset, walk, naive_quiet, same_file, agree, imported)
+
+
+def check_targets(
+    args: argparse.Namespace,
+    full: Export,
+    subset: Export,
+    walk: Export,
+    naive_quiet: Naive,
+    same_file: bool,
+    agree: bool,
+    imported: list[Export],
+) -> int:
+    """The targets' table (bench/verdicts.py); 1 if any was missed, else 0."""
+    scale = f" (at {args.orders:,})" if args.orders != 100_000 else ""
     orders_import = imported[0]
-    print(
-        f"| import of 100,000 order rows under {TARGET_IMPORT_SECONDS:g} s{scale} | "
-        f"{orders_import.seconds:.1f} s for {orders_import.rows:,} rows "
-        f"({orders_import.rate:,.0f} rows/s); then the quote history, {imported[1].rows:,} "
-        f"rows: {imported[1].seconds:.1f} s | "
-        f"{verdict(orders_import.seconds < TARGET_IMPORT_SECONDS * args.orders / 100_000)} |"
+    return verdicts.report(
+        [
+            verdicts.Target(
+                f"orders export at least {TARGET_ROWS_PER_SECOND:,} rows/s",
+                f"{full.rate:,.0f} rows/s ({full.rows:,} rows in {full.seconds:.2f} s)",
+                full.rate >= TARGET_ROWS_PER_SECOND,
+            ),
+            verdicts.Target(
+                f"peak RSS growth under {TARGET_RSS_GROWTH_MB:g} MB for 100,000 rows{scale}",
+                f"{full.rss_growth_mb:+.1f} MB ({subset.rss_growth_mb:+.1f} MB for "
+                f"{subset.rows:,} rows)",
+                full.rss_growth_mb < TARGET_RSS_GROWTH_MB,
+            ),
+            verdicts.Target(
+                "query count independent of size",
+                f"{full.queries} for {full.rows:,} rows, {subset.queries} for {subset.rows:,}",
+                full.queries == subset.queries,
+            ),
+            verdicts.Target(
+                "faster than the naive loop (no target)",
+                f"{full.rate / naive_quiet.rate:,.0f}x ({full.rate:,.0f} vs "
+                f"{naive_quiet.rate:,.0f} rows/s without query logging)",
+                None,
+            ),
+            verdicts.Target(
+                "faster than the Python walk (no target); the same file byte for byte",
+                f"{full.rate / walk.rate:.1f}x ({walk.rate:,.0f} rows/s); the same file: "
+                f"{'yes' if same_file else 'NO'}",
+                same_file,
+            ),
+            verdicts.Target(
+                "same rows as the naive loop on its sample", "yes" if agree else "NO", agree
+            ),
+            verdicts.Target(
+                f"import of 100,000 order rows under {TARGET_IMPORT_SECONDS:g} s{scale}",
+                f"{orders_import.seconds:.1f} s for {orders_import.rows:,} rows "
+                f"({orders_import.rate:,.0f} rows/s); then the quote history, "
+                f"{imported[1].rows:,} rows: {imported[1].seconds:.1f} s",
+                orders_import.seconds < TARGET_IMPORT_SECONDS * args.orders / 100_000,
+            ),
+        ]
     )
 
 
 # --- Main --------------------------------------------------------------------------------------
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=100_000, help="orders (N)")
     parser.add_argument("--quotes", type=int, default=3, help="quotes per order (Q)")
@@ -483,10 +506,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         child(args.child, args.first, args.output)
-        return
+        return 0
     if args.child_import:
         import_child(args.child_import, args.output)
-        return
+        return 0
     if args.orders < 10 or args.quotes < 1 or args.sample < 1 or args.repeat < 1:
         parser.error("need --orders >= 10, --quotes >= 1, --sample >= 1, --repeat >= 1")
 
@@ -553,7 +576,7 @@ def main() -> None:
         heading("Imports of the exported files into an empty database, each in a fresh process")
         imported = time_import(files / "orders.csv", files / "quotes.csv")
 
-    print_summary(
+    return print_summary(
         args,
         counts,
         alerts,
@@ -567,4 +590,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

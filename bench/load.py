@@ -49,6 +49,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import verdicts
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 ADMIN_USER = "bench-admin"
@@ -624,11 +626,22 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         f"{', '.join(f'{d.seconds:.2f}' for d in downloads)} | {downloads[-1].bytes:,} | "
         f"{downloads[-1].lines:,} |"
     )
-    if bench.failures:
-        print("\nFAILED:\n  " + "\n  ".join(bench.failures), file=sys.stderr)
-        return 1
-    print("\nEvery request answered 200; no socket errors or timeouts.")
-    return 0
+    print()
+    return check_targets(bench.failures)
+
+
+def check_targets(failures: list[str]) -> int:
+    """The target's line (bench/verdicts.py), each failure listed; 1 if there was one, else 0."""
+    if failures:
+        print("FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+    measured = f"{len(failures)} failure(s)" if failures else "all 200, none"
+    return verdicts.report(
+        [
+            verdicts.Target(
+                "every response a 200; no socket errors or timeouts", measured, not failures
+            )
+        ]
+    )
 
 
 if __name__ == "__main__":

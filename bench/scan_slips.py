@@ -15,8 +15,8 @@ each, spring-2023 shortage figures, seeded so every run holds the same data), th
 - a naive loop over the first S orders: a few ORM queries per order and get_or_create per alert
   (with and without query logging).
 
-It prints a Markdown summary with PASS/MISS against the targets and exits 0 either way: it is
-a measurement, not a test. It refuses (exit 2) anything but PostgreSQL, and a database holding
+It prints a Markdown summary with PASS/MISS against the targets and exits 1 if it missed any
+(bench/verdicts.py), 0 if not. It refuses (exit 2) anything but PostgreSQL, and a database holding
 orders it did not create, because it deletes every slip alert between runs.
 """
 # ruff: noqa: E402  (Django must be set up before the project's modules are imported)
@@ -40,13 +40,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 os.environ["DJANGO_SETTINGS_MODULE"] = "procurement.settings"
 
 import django
 
 django.setup()
 
+import verdicts
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -516,17 +517,8 @@ class Results:
     follow_up: str
 
 
-def print_summary(args: argparse.Namespace, r: Results) -> None:
-    target_seconds = TARGET_SECONDS_PER_100K * args.orders / 100_000
-    scaling = [r.full, r.subset, r.quarter]
-    per_batch = [run.per_batch for run in scaling]
-    spread = max(per_batch) - min(per_batch)
-    speedup = r.full.rate / r.naive.rate
-    speedup_quiet = r.full_quiet.rate / r.naive_quiet.rate
-
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "MISS"
-
+def print_summary(args: argparse.Namespace, r: Results) -> int:
+    """Print the runs and the targets; return the exit status (1 if a target was missed)."""
     heading("Summary (Markdown)")
     print(
         f"\n{r.counts['orders']:,} open orders x {args.quotes} quotes, "
@@ -552,40 +544,59 @@ def print_summary(args: argparse.Namespace, r: Results) -> None:
             f"{run.queries_shown} | {run.queries_per} | {run.new_alerts:,} |"
         )
     print()
-    print("| target | measured | result |")
-    print("| --- | --- | --- |")
-    scale = "" if args.orders == 100_000 else f", scaled to {args.orders:,} orders"
-    print(
-        f"| full scan of 100,000 orders under {TARGET_SECONDS_PER_100K:g} s{scale}, as "
-        f"production runs it ({settings.SLIP_SCAN_WORKERS} connections, no query logging) | "
-        f"{r.full_quiet.seconds:.2f} s for {r.full_quiet.orders:,} (1 connection with query "
-        f"logging: {r.full.seconds:.2f} s; limit {target_seconds:.2f} s) | "
-        f"{verdict(r.full_quiet.seconds < target_seconds)} |"
-    )
-    print(
-        "| query count independent of order count (queries/batch within 1 across "
-        f"{len(scaling)} runs) | {' / '.join(f'{q:.2f}' for q in per_batch)} | "
-        f"{verdict(spread <= 1.0)} |"
-    )
-    print(
-        f"| at least {TARGET_SPEEDUP:g}x the naive loop's throughput (the lower of: both with "
-        "query logging on 1 connection; both as production runs) | "
-        f"{speedup:,.1f}x ({r.full.rate:,.0f} vs {r.naive.rate:,.0f} orders/s); "
-        f"{speedup_quiet:,.1f}x ({r.full_quiet.rate:,.0f} vs {r.naive_quiet.rate:,.0f}) | "
-        f"{verdict(min(speedup, speedup_quiet) >= TARGET_SPEEDUP)} |"
-    )
+    status = check_targets(args, r)
     print(
         f"\nThe steady-state rescan (nothing new) took {r.rescan.seconds:.2f} s "
         f"({r.rescan_quiet.seconds:.2f} s without query logging). Naive loop and full scan "
         f"raised the same alerts on the naive sample: {r.agree}. After the first scan (as "
         f"the daily task runs them, not part of the scan's time): {r.follow_up}."
     )
+    return status
+
+
+def check_targets(args: argparse.Namespace, r: Results) -> int:
+    """The targets' table (bench/verdicts.py); 1 if any was missed, else 0."""
+    target_seconds = TARGET_SECONDS_PER_100K * args.orders / 100_000
+    scaling = [r.full, r.subset, r.quarter]
+    per_batch = [run.per_batch for run in scaling]
+    spread = max(per_batch) - min(per_batch)
+    speedup = r.full.rate / r.naive.rate
+    speedup_quiet = r.full_quiet.rate / r.naive_quiet.rate
+    scale = "" if args.orders == 100_000 else f", scaled to {args.orders:,} orders"
+    return verdicts.report(
+        [
+            verdicts.Target(
+                f"full scan of 100,000 orders under {TARGET_SECONDS_PER_100K:g} s{scale}, as "
+                f"production runs it ({settings.SLIP_SCAN_WORKERS} connections, no query "
+                "logging)",
+                f"{r.full_quiet.seconds:.2f} s for {r.full_quiet.orders:,} (1 connection with "
+                f"query logging: {r.full.seconds:.2f} s; limit {target_seconds:.2f} s)",
+                r.full_quiet.seconds < target_seconds,
+            ),
+            verdicts.Target(
+                "query count independent of order count (queries/batch within 1 across "
+                f"{len(scaling)} runs)",
+                " / ".join(f"{q:.2f}" for q in per_batch),
+                # A run without query counts (NaN) is a missing figure, not a pass: max() and
+                # min() skip a NaN or not depending on where it stands.
+                all(map(math.isfinite, per_batch)) and spread <= 1.0,
+            ),
+            verdicts.Target(
+                f"at least {TARGET_SPEEDUP:g}x the naive loop's throughput (the lower of: both "
+                "with query logging on 1 connection; both as production runs)",
+                f"{speedup:,.1f}x ({r.full.rate:,.0f} vs {r.naive.rate:,.0f} orders/s); "
+                f"{speedup_quiet:,.1f}x ({r.full_quiet.rate:,.0f} vs "
+                f"{r.naive_quiet.rate:,.0f})",
+                min(speedup, speedup_quiet) >= TARGET_SPEEDUP,
+            ),
+        ]
+    )
 
 
 # --- Main --------------------------------------------------------------------------------------
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=100_000, help="open orders (N)")
     parser.add_argument("--quotes", type=int, default=3, help="quotes per order (Q)")
@@ -730,7 +741,7 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(25)
         stats.sort_stats("cumulative").print_stats(30)
 
-    print_summary(
+    return print_summary(
         args,
         Results(
             counts=counts,
@@ -750,4 +761,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

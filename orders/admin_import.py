@@ -104,8 +104,7 @@ def _too_large(size: int | None, limit: int) -> str:
     shown = f"is {filesizeformat(size)}" if size else "is larger than that"
     return (
         f"The file {shown}; imports are limited to {filesizeformat(limit)} "
-        "(IMPORT_MAX_BYTES). Split it, or import it with the management command "
-        "(import_orders, import_quotes, import_prices), which has no limit."
+        "(IMPORT_MAX_BYTES). Split it into smaller files and import each one."
     )
 
 
@@ -150,9 +149,10 @@ class CsvImportAdminMixin:
         if not form.is_valid():
             return self._csv_render(request, spec, "admin/orders/import_form.html", form=form)
         upload = form.cleaned_data["file"]
-        content = upload.read()
+        # Read as a stream (a large upload is a temporary file); only a file that passed the
+        # preview, at most IMPORT_MAX_BYTES, is held to wait in the session.
         report = spec.importer(
-            content=content, dry_run=True, user=request.user, filename=upload.name
+            content=upload.chunks(), dry_run=True, user=request.user, filename=upload.name
         )
         # One waiting file per kind and session: a new upload replaces (or drops) the last.
         request.session.pop(_session_key(spec), None)
@@ -162,7 +162,7 @@ class CsvImportAdminMixin:
             request.session[_session_key(spec)] = {
                 "token": token,
                 "filename": upload.name,
-                "content": base64.b64encode(content).decode("ascii"),
+                "content": base64.b64encode(b"".join(upload.chunks())).decode("ascii"),
             }
         return self._csv_render(
             request,

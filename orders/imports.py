@@ -6,20 +6,26 @@ is written, in one transaction. Idempotent: what the database already holds iden
 alone and counted as unchanged; what it holds differently is an error, never a silent update.
 New quotes go through `services.quotes_add_bulk`, so each order is re-judged for slips after
 the commit, as after any quote.
+
+Bounded: the file (bytes, a binary file object or an iterable of byte pieces) is read as a
+stream, a piece at a time; past settings.IMPORT_MAX_BYTES or IMPORT_MAX_ROWS the import stops
+with an error saying to split the file, and reads no further. The rows read are held, compactly,
+until every one is checked: the row limit is what bounds an import's memory.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
+import itertools
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, BinaryIO
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -27,6 +33,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.functions import Lower
+from django.template.defaultfilters import filesizeformat
 
 from orders import bulk, csv_format, history, roles, services
 from orders.dates import today
@@ -44,6 +51,11 @@ from orders.roles import Role
 from orders.text import header_text
 
 PREVIEW_ROWS = 10
+# Bytes read from a file at a time: reading holds one such piece (and one line), not the file.
+READ_SIZE = 64 * 1024
+# The start of a file that is checked as one, before it is decoded.
+_HEAD_SIZE = 4096
+_BOM_AND_SPACE = codecs.BOM_UTF8 + b" \t\n\r\x0b\x0c"
 # Rows per INSERT and names per IN (...) lookup: PostgreSQL and SQLite cap the parameters of
 # one statement, and a bounded size keeps the query count proportional to chunks, not rows.
 CHUNK = 2000
@@ -152,16 +164,53 @@ class _FileError(Exception):
         self.row = row
 
 
-@dataclass
+# What an import reads: the file's bytes, a binary file object (read in pieces), or its pieces.
+ImportSource = bytes | BinaryIO | Iterable[bytes]
+_NONE_BAD: frozenset[str] = frozenset()
+
+
+class _RowCells(Mapping[str, str]):
+    """One row's cells by column name: the row's values and the file's shared name -> position
+    map, so that a row costs a tuple of its cells and not a dict of its own."""
+
+    __slots__ = ("_positions", "_values")
+
+    def __init__(self, positions: dict[str, int], values: tuple[str, ...]) -> None:
+        self._positions, self._values = positions, values
+
+    def __getitem__(self, column: str) -> str:
+        return self._values[self._positions[column]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._positions)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+
 class _Row:
-    number: int
-    cells: dict[str, str]
-    bad: set[str] = field(default_factory=set)  # columns already reported as wrong
+    """One data row of a file: its number (the row a spreadsheet shows) and its cells."""
+
+    __slots__ = ("_bad", "cells", "number")
+
+    def __init__(self, number: int, cells: Mapping[str, str]) -> None:
+        self.number, self.cells = number, cells
+        self._bad: set[str] | None = None  # most rows have no bad column: no set for them
+
+    @property
+    def bad(self) -> Set[str]:
+        """The columns already reported as wrong."""
+        return self._bad if self._bad is not None else _NONE_BAD
+
+    def mark_bad(self, column: str) -> None:
+        if self._bad is None:
+            self._bad = set()
+        self._bad.add(column)
 
 
 def orders_import(
     *,
-    content: bytes,
+    content: ImportSource,
     dry_run: bool = False,
     user: AbstractBaseUser | AnonymousUser | None = None,
     filename: str = "",
@@ -183,7 +232,7 @@ def orders_import(
 
 def quotes_import(
     *,
-    content: bytes,
+    content: ImportSource,
     dry_run: bool = False,
     user: AbstractBaseUser | AnonymousUser | None = None,
     filename: str = "",
@@ -202,7 +251,7 @@ def quotes_import(
 
 def prices_import(
     *,
-    content: bytes,
+    content: ImportSource,
     dry_run: bool = False,
     user: AbstractBaseUser | AnonymousUser | None = None,
     filename: str = "",
@@ -221,7 +270,7 @@ def prices_import(
 
 def _import(
     report: ImportReport,
-    content: bytes,
+    content: ImportSource,
     *,
     file_format: csv_format.ImportFormat,
     plan: Callable[[list[_Row], ImportReport], Any],
@@ -320,80 +369,171 @@ def _write(report: ImportReport, write: Any) -> None:
 # --- Reading the file ---------------------------------------------------------------------------
 
 
-def _decode(content: bytes) -> str:
-    if not content.removeprefix(codecs.BOM_UTF8).strip():
+def _chunks_of(content: ImportSource) -> Iterator[bytes]:
+    """The file in pieces of at most READ_SIZE bytes (an iterable's pieces as they come)."""
+    if isinstance(content, bytes | bytearray | memoryview):
+        view = memoryview(content)
+        for start in range(0, len(view), READ_SIZE):
+            yield bytes(view[start : start + READ_SIZE])
+    elif hasattr(content, "read"):
+        while piece := content.read(READ_SIZE):
+            yield piece
+    else:
+        yield from content
+
+
+def _bounded(pieces: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """The pieces, until they pass `limit` bytes: then _FileError, and nothing more is read."""
+    read = 0
+    for piece in pieces:
+        read += len(piece)
+        if read > limit:
+            shown = filesizeformat(limit).replace("\xa0", " ")
+            raise _FileError(
+                f"The file is larger than {shown} ({limit} bytes, IMPORT_MAX_BYTES): split it "
+                "into smaller files and import each one."
+            )
+        yield piece
+
+
+def _decode(pieces: Iterable[bytes]) -> Iterator[str]:
+    """The file's text, piece by piece, as it is read; raises _FileError as soon as what was
+    read shows the file is not UTF-8 CSV text (empty, a workbook, UTF-16, NUL bytes)."""
+    pieces = iter(pieces)
+    # The start, judged as a whole whatever the pieces: not empty, not a workbook, not UTF-16,
+    # no NUL byte (a binary file shows one early, before a byte that is not UTF-8).
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        if len(buffer) >= _HEAD_SIZE and piece.strip() and bytes(buffer).strip(_BOM_AND_SPACE):
+            break
+    head = bytes(buffer)
+    del buffer
+    if not head.removeprefix(codecs.BOM_UTF8).strip():
         raise _FileError("The file is empty.")
-    if content.startswith(b"PK\x03\x04"):
+    if head.startswith(b"PK\x03\x04"):
         raise _FileError(
             "This is a spreadsheet workbook (.xlsx or .ods), not CSV: save it as "
             "'CSV UTF-8 (comma delimited)' and import that."
         )
-    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise _FileError(
             "This file is UTF-16 text (what Excel saves as 'Unicode Text'), not UTF-8: save "
             "it as 'CSV UTF-8 (comma delimited)' and import that."
         )
-    if b"\x00" in content:
-        raise _FileError(
-            "This is not a text file (it contains NUL bytes; UTF-16 text has them too): "
-            "save it as 'CSV UTF-8 (comma delimited)'."
-        )
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0  # line breaks in the pieces already decoded
+    for piece in itertools.chain([head.removeprefix(codecs.BOM_UTF8)], pieces):
+        if b"\x00" in piece:
+            raise _FileError(
+                "This is not a text file (it contains NUL bytes; UTF-16 text has them too): "
+                "save it as 'CSV UTF-8 (comma delimited)'."
+            )
+        yield _decoded(decoder, piece, lines_before)
+        lines_before += piece.count(b"\n")
+    yield _decoded(decoder, b"", lines_before, final=True)
+
+
+def _decoded(
+    decoder: codecs.IncrementalDecoder, piece: bytes, lines_before: int, final: bool = False
+) -> str:
     try:
-        return content.decode("utf-8-sig")
+        return decoder.decode(piece, final)
     except UnicodeDecodeError as exc:
-        line = content[: exc.start].count(b"\n") + 1
+        # exc.object is the decoder's held bytes (part of one character, never a line break)
+        # followed by this piece.
+        line = lines_before + exc.object[: exc.start].count(b"\n") + 1
         raise _FileError(
-            f"The file is not UTF-8 text: byte 0x{content[exc.start]:02X} on line {line} "
+            f"The file is not UTF-8 text: byte 0x{exc.object[exc.start]:02X} on line {line} "
             "cannot be read. Save it as 'CSV UTF-8 (comma delimited)' and import that."
         ) from None
 
 
+_LINE_END = re.compile(r"\r\n?|\n")
+
+
+def _lines(texts: Iterable[str]) -> Iterator[str]:
+    """The text's lines with their line ends, split where io.StringIO(newline="") splits
+    them (as csv.reader wants), whatever the pieces' boundaries."""
+    rest = ""
+    for text in texts:
+        text = rest + text
+        start = 0
+        for end in _LINE_END.finditer(text):
+            if end.end() == len(text) and text.endswith("\r"):
+                break  # the next piece may start with its "\n"
+            yield text[start : end.end()]
+            start = end.end()
+        rest = text[start:]
+    if rest:
+        yield rest
+
+
 def _read(
-    content: bytes, *, file_format: csv_format.ImportFormat, report: ImportReport
+    content: ImportSource, *, file_format: csv_format.ImportFormat, report: ImportReport
 ) -> list[_Row]:
     """The data rows of a CSV file as stripped cells by column name; blank rows skipped.
 
-    Raises _FileError when the file cannot be read or its header is wrong; a row with more
-    cells than the header is reported and skipped."""
-    text = _decode(content)
+    Reads the file as a stream: raises _FileError when it cannot be read, its header is wrong,
+    or it is past settings.IMPORT_MAX_BYTES or IMPORT_MAX_ROWS (then the rest is not read). A
+    row with more cells than the header is reported and skipped."""
+    max_rows = settings.IMPORT_MAX_ROWS
+    text = _lines(_decode(_bounded(_chunks_of(content), settings.IMPORT_MAX_BYTES)))
     # skipinitialspace: `a, "b"` is the cell b, as spreadsheets mean it.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True, skipinitialspace=True)
-    records: list[list[str]] = []
+    reader = csv.reader(text, strict=True, skipinitialspace=True)
+    header: list[str] = []
+    rows: list[_Row] = []
+    data_rows = 0  # rows that are not blank, kept or reported
+    distinct = dict[str, str]().setdefault
+    number = 0  # the record last read: the row a spreadsheet shows
     try:
-        records.extend(reader)
+        for number, record in enumerate(reader, start=1):
+            if number == 1:
+                header = [name.strip() for name in record]
+                _check_header(header, file_format.columns, file_format.required)
+                report.header = [name for name in header if name not in file_format.ignored]
+                # Each row keeps only its imported cells, in a tuple; names map to positions.
+                kept = [i for i, name in enumerate(header) if name not in file_format.ignored]
+                positions = {name: at for at, name in enumerate(report.header)}
+                continue
+            # Cells an export neutralised against spreadsheet formulas read back as they were.
+            cells = [restore(cell.strip()) for cell in record]
+            if not any(cells):
+                continue  # blank rows, e.g. the trailing ones spreadsheets leave
+            data_rows += 1
+            if data_rows > max_rows:
+                raise _FileError(
+                    f"The file has more than {max_rows:,} rows (IMPORT_MAX_ROWS): split it into "
+                    f"files of at most {max_rows:,} rows and import each one."
+                )
+            if len(cells) > len(header):
+                report.errors.append(
+                    RowError(
+                        number,
+                        "",
+                        "",
+                        f"This row has {len(cells)} cells but the header has {len(header)} "
+                        "columns (a comma in a cell must be inside quotes).",
+                    )
+                )
+                continue
+            cells += [""] * (len(header) - len(cells))
+            # Rows repeat most of their cells (vendor, buyer, model, currency, dates): one
+            # string for each distinct value is held, not one per row.
+            values = tuple([distinct(cells[i], cells[i]) for i in kept])
+            row = _Row(number, _RowCells(positions, values))
+            rows.append(row)
+            if len(report.preview) < PREVIEW_ROWS:
+                report.preview.append(list(row.cells.values()))
     except csv.Error as exc:
         raise _FileError(
-            f"Row {len(records) + 1} is not valid CSV ({exc}): a quote in a cell must be "
+            f"Row {number + 1} is not valid CSV ({exc}): a quote in a cell must be "
             'doubled ("") and a quoted cell must end with a quote before the next comma.',
-            row=len(records) + 1,
+            row=number + 1,
         ) from None
-    header = [name.strip() for name in records[0]]
-    _check_header(header, file_format.columns, file_format.required)
-    ignored = file_format.ignored
-    report.header = [name for name in header if name not in ignored]
-    rows = []
-    for number, record in enumerate(records[1:], start=2):
-        # Cells an export neutralised against spreadsheet formulas read back as they were.
-        cells = [restore(cell.strip()) for cell in record]
-        if not any(cells):
-            continue  # blank rows, e.g. the trailing ones spreadsheets leave
-        if len(cells) > len(header):
-            report.errors.append(
-                RowError(
-                    number,
-                    "",
-                    "",
-                    f"This row has {len(cells)} cells but the header has {len(header)} "
-                    "columns (a comma in a cell must be inside quotes).",
-                )
-            )
-            continue
-        cells += [""] * (len(header) - len(cells))
-        row = _Row(number, {n: c for n, c in zip(header, cells, strict=True) if n not in ignored})
-        rows.append(row)
-        if len(report.preview) < PREVIEW_ROWS:
-            report.preview.append([row.cells[name] for name in report.header])
-    report.rows = len(rows) + len(report.errors)  # so far, only rows with too many cells
+    if not header:
+        _check_header(header, file_format.columns, file_format.required)
+    report.rows = data_rows  # so far, only rows with too many cells are reported
     return rows
 
 
@@ -437,7 +577,7 @@ class _Cells:
         self.row, self.errors = row, errors
 
     def error(self, column: str, message: str, value: str | None = None) -> None:
-        self.row.bad.add(column)
+        self.row.mark_bad(column)
         value = self.row.cells.get(column, "") if value is None else value
         self.errors.append(RowError(self.row.number, column, value, message))
 
@@ -551,7 +691,7 @@ _QUOTE_FIELDS_TO_COLUMNS = {
 _ORDER_LEVEL = ("vendor", "buyer_email", "status", "currency", "placed_on", "need_by")
 
 
-@dataclass
+@dataclass(slots=True)
 class _OrderRow:
     row: _Row
     po: str

@@ -227,11 +227,14 @@ REPORTING_CURRENCY = env.str("REPORTING_CURRENCY", default="USD")
 OUTBOX_STALE_SENDING_MINUTES = env.int("OUTBOX_STALE_SENDING_MINUTES", default=15)
 
 # --- CSV imports -----------------------------------------------------------------------------
-# Largest file the admin accepts for an import (bytes); the upload is kept in the session
-# between the preview and the confirmation. The management commands have no limit (the
-# operator's tool, reading a local file). The handler drops a larger file as it streams in,
-# before it is stored in memory or on disk (orders/uploads.py).
+# Largest file an import reads (bytes), in the admin and the management commands alike; the
+# admin's upload is kept in the session between the preview and the confirmation. The handler
+# drops a larger upload as it streams in, before it is stored in memory or on disk
+# (orders/uploads.py); a command stops reading at the limit.
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
+# Most data rows an import reads. The import checks every row before it writes any, so it
+# holds the rows it read: this bounds its memory (orders/imports.py).
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=100_000)
 FILE_UPLOAD_HANDLERS = [
     "orders.uploads.SizeLimitUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

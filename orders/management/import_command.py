@@ -25,11 +25,12 @@ class ImportCommand(BaseCommand):
         )
 
     def handle(self, *args: Any, file: Path, dry_run: bool, **options: Any) -> None:
+        # The import reads the file as a stream, up to IMPORT_MAX_BYTES and IMPORT_MAX_ROWS.
         try:
-            content = file.read_bytes()
+            with file.open("rb") as content:
+                report = self.importer(content=content, dry_run=dry_run, filename=file.name)
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror or exc}") from None
-        report = self.importer(content=content, dry_run=dry_run, filename=file.name)
         for error in report.errors:
             self.stderr.write(str(error))
         if not report.ok:

@@ -414,6 +414,38 @@ def test_formulas_in_text_cells_are_neutralised_numbers_are_not() -> None:
     assert {q[0] for q in quotes} == {"'@PO-1"}
 
 
+_FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r", "'=", "''+"]
+
+
+def test_the_python_walk_neutralises_every_formula_start_in_every_text_cell() -> None:
+    """The orders file as SQLite writes it (order_rows with csv_fields: the _PLAIN_TEXT
+    shortcut, then neutralise and quoting): each text cell starting like a formula gets its
+    `'`, whatever the start and the column; the PostgreSQL COPY is held to the same file
+    by test_postgres_copy_writes_what_the_python_walk_writes."""
+    texts = {}
+    for n, start in enumerate(_FORMULA_STARTS):
+        vendor = VendorFactory(name=f"{start}Vendor {n}")
+        buyer = UserFactory(email=f"{start}buyer{n}@example.com")
+        order = PurchaseOrderFactory(po_number=f"{start}PO-{n}", vendor=vendor, buyer=buyer)
+        gpu = GpuModelFactory(name=f"{start}GPU {n} 80GB")
+        OrderLineFactory(order=order, gpu_model=gpu)
+        texts[order.po_number] = (order.po_number, vendor.name, buyer.email, gpu.name)
+    orders = PurchaseOrder.objects.all()
+    walked = "".join(
+        exports.csv_lines(
+            exports.order_rows(orders, csv_fields=True), header=ORDER_COLUMNS, csv_fields=True
+        )
+    )
+
+    for written in (walked, "".join(exports.orders_csv(orders))):  # orders_csv: COPY on PostgreSQL
+        rows = _records(written)
+        assert len(rows) == len(_FORMULA_STARTS)
+        for row in rows:
+            po, vendor, email, gpu = texts[row["po_number"][1:]]
+            cells = (row["po_number"], row["vendor"], row["buyer_email"], row["gpu_model"])
+            assert cells == ("'" + po, "'" + vendor, "'" + email, "'" + gpu)
+
+
 def test_bom_option() -> None:
     PurchaseOrderFactory()
     assert _command("export_orders", "--bom").startswith("\ufeffpo_number,")

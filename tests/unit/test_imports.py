@@ -3,8 +3,11 @@ column, and tolerant of what spreadsheets write (BOM, CRLF, blank rows, padded c
 
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -23,7 +26,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from orders import csv_format, permissions
+from orders import bulk, csv_format, imports, permissions
 from orders.dates import today
 from orders.demo import load_demo
 from orders.imports import ImportReport, RowError, orders_import, quotes_import
@@ -389,7 +392,7 @@ def test_quoted_cells_with_commas_quotes_and_line_breaks_are_read() -> None:
         (b"", None, "The file is empty."),
         (b"\xef\xbb\xbf\r\n\r\n", None, "The file is empty."),
         (
-            "po_number,vendor\nPO-1,Société Générale\n".encode("latin-1"),
+            _csv([_order(vendor="Société Générale")]).decode().encode("latin-1"),
             None,
             "not UTF-8 text: byte 0xE9 on line 2",
         ),
@@ -422,13 +425,148 @@ def test_quoted_cells_with_commas_quotes_and_line_breaks_are_read() -> None:
         (b"\n\npo_number\n", None, "Row 1 must be the header"),
     ],
 )
+@pytest.mark.parametrize("piece", [None, 1], ids=["bytes", "byte-by-byte"])
 def test_files_that_are_not_clean_csv_are_refused_with_a_message(
-    content: bytes, row: int | None, message: str
+    content: bytes, row: int | None, message: str, piece: int | None
 ) -> None:
-    report = orders_import(content=content)
+    # Read whole, and as a stream of one-byte pieces: a check on the file's start, a line
+    # number or a character split between pieces reads the same.
+    report = orders_import(content=content if piece is None else _pieces(content, piece))
     assert not report.ok
     assert report.errors[0].row == row
     assert message in report.errors[0].message
+    assert not PurchaseOrder.objects.exists()
+
+
+def _pieces(content: bytes, size: int) -> Iterator[bytes]:
+    return (content[start : start + size] for start in range(0, len(content), size))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64 * 1024])
+def test_a_file_read_in_pieces_reads_as_the_whole(size: int) -> None:
+    # CR LF, a BOM, a quoted line break (in CR LF, CR and LF) and a multi-byte character,
+    # wherever the pieces cut them.
+    rows = [_order(vendor="Société\r\nGénérale"), _order(po_number="PO-2", vendor="Ünited\rGPU")]
+    rows.append(_order(po_number="PO-3", vendor="Lone\nLine"))
+    out = StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerows(
+        [ORDER_HEADER, *([r[c] for c in ORDER_HEADER] for r in rows)]
+    )
+    content = codecs.BOM_UTF8 + out.getvalue().encode() + b"\r\n\r\n,,\r"
+    whole = orders_import(content=content, dry_run=True)
+
+    streamed = orders_import(content=_pieces(content, size), dry_run=True)
+
+    assert whole.ok, whole.errors
+    assert [r[1] for r in whole.preview] == ["Société\r\nGénérale", "Ünited\rGPU", "Lone\nLine"]
+    assert (streamed.rows, streamed.preview, streamed.created, streamed.errors) == (
+        whole.rows,
+        whole.preview,
+        whole.created,
+        whole.errors,
+    )
+
+
+# --- Limits: a file past IMPORT_MAX_ROWS or IMPORT_MAX_BYTES is refused, and not read -----
+
+
+def test_a_file_over_the_row_limit_is_refused_and_nothing_written(settings: Any) -> None:
+    rows = [_order(po_number=f"PO-{n}") for n in range(3)]
+    settings.IMPORT_MAX_ROWS = 3
+    assert orders_import(content=_csv(rows), dry_run=True).ok  # exactly the limit
+
+    settings.IMPORT_MAX_ROWS = 2
+    before = _table_counts()
+    error = _only_error(orders_import(content=_csv(rows) + b"\n,,\n\n"))
+
+    assert error.row is None
+    assert error.message == (
+        "The file has more than 2 rows (IMPORT_MAX_ROWS): split it into files of at most 2 "
+        "rows and import each one."
+    )
+    assert _table_counts() == before
+    # Blank rows do not count.
+    assert orders_import(content=_csv(rows[:2]) + b"\n,,\n\n", dry_run=True).ok
+
+
+def test_a_file_over_the_byte_limit_is_refused_and_nothing_written(settings: Any) -> None:
+    content = _csv([_order(po_number=f"PO-{n}") for n in range(3)])
+    settings.IMPORT_MAX_BYTES = len(content)
+    assert orders_import(content=content, dry_run=True).ok  # exactly the limit
+
+    settings.IMPORT_MAX_BYTES = len(content) - 1
+    before = _table_counts()
+    error = _only_error(orders_import(content=content))
+
+    assert error.row is None
+    assert error.message.startswith(
+        f"The file is larger than {len(content) - 1} bytes ({len(content) - 1} bytes, "
+        "IMPORT_MAX_BYTES): split it into smaller files"
+    )
+    assert _table_counts() == before
+
+
+class _EndlessOrders:
+    """A binary file object of an orders file of `size` bytes, made as it is read; counts the
+    bytes handed out."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.handed_out = size, 0
+        self.rows = (
+            f"PO-{n},Vendor,a@example.com,,A10,1,1.00,USD,2023-04-14,,,\n".encode()
+            for n in itertools.count()
+        )
+        self.pending = (",".join(ORDER_HEADER) + "\n").encode()
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.handed_out if n < 0 else min(n, self.size - self.handed_out)
+        while len(self.pending) < n:
+            self.pending += next(self.rows)
+        piece, self.pending = self.pending[:n], self.pending[n:]
+        self.handed_out += len(piece)
+        return piece
+
+
+def test_a_huge_file_fails_fast_at_the_byte_limit_without_reading_the_rest(
+    settings: Any,
+) -> None:
+    settings.IMPORT_MAX_BYTES = 1024 * 1024
+    endless = _EndlessOrders(size=10 * settings.IMPORT_MAX_BYTES)
+
+    error = _only_error(orders_import(content=endless))
+
+    assert error.message.startswith("The file is larger than 1.0 MB (1048576 bytes")
+    assert endless.handed_out <= settings.IMPORT_MAX_BYTES + imports.READ_SIZE
+    assert not PurchaseOrder.objects.exists()
+
+
+def test_a_huge_file_fails_fast_at_the_row_limit_without_reading_the_rest(
+    settings: Any,
+) -> None:
+    settings.IMPORT_MAX_ROWS = 1000
+    endless = _EndlessOrders(size=settings.IMPORT_MAX_BYTES)
+
+    error = _only_error(orders_import(content=endless))
+
+    assert error.message.startswith("The file has more than 1,000 rows (IMPORT_MAX_ROWS)")
+    # 1,000 rows are about 60 KB: the reading stopped within a piece of them.
+    assert endless.handed_out <= 2 * imports.READ_SIZE
+
+
+def test_the_command_refuses_a_file_over_a_limit(tmp_path: Any, settings: Any) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_bytes(_csv(_two_orders()))
+    settings.IMPORT_MAX_ROWS = 2
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 error"):
+        call_command("import_orders", str(path), stdout=StringIO(), stderr=err)
+    assert "file: The file has more than 2 rows (IMPORT_MAX_ROWS)" in err.getvalue()
+
+    settings.IMPORT_MAX_ROWS, settings.IMPORT_MAX_BYTES = 3, 100
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 error"):
+        call_command("import_orders", str(path), stdout=StringIO(), stderr=err)
+    assert "file: The file is larger than 100 bytes" in err.getvalue()
     assert not PurchaseOrder.objects.exists()
 
 
@@ -775,13 +913,23 @@ def test_admin_upload_of_a_bad_file_says_why(
     assert "Confirm import" not in response.content.decode()
 
 
-def test_admin_upload_over_the_size_limit_is_refused(
-    admin_client_logged_in: Any, settings: Any
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        # Dropped as it uploads (orders.uploads), and said by the form.
+        ("IMPORT_MAX_BYTES", "imports are limited to 100\xa0bytes (IMPORT_MAX_BYTES)"),
+        # Counted as the import reads it, and said by the preview.
+        ("IMPORT_MAX_ROWS", "The file has more than 100 rows (IMPORT_MAX_ROWS): split it"),
+    ],
+)
+def test_admin_upload_over_a_limit_is_refused(
+    admin_client_logged_in: Any, settings: Any, setting: str, says: str
 ) -> None:
-    settings.IMPORT_MAX_BYTES = 100
-    response = _upload(admin_client_logged_in, IMPORT_ORDERS, _csv(_two_orders()))
+    setattr(settings, setting, 100)
+    content = _csv([_order(po_number=f"PO-{n}") for n in range(101)])
+    response = _upload(admin_client_logged_in, IMPORT_ORDERS, content)
     html = response.content.decode()
-    assert "imports are limited to 100\xa0bytes (IMPORT_MAX_BYTES)" in html
+    assert says in html
     assert "Confirm import" not in html
     assert "csv_import_orders" not in admin_client_logged_in.session
 
@@ -799,7 +947,7 @@ def test_admin_upload_over_the_limit_names_its_size_and_the_limit(
     size = re.search(r"The file is ([\d.]+)\xa0KB; imports are limited to 1000\xa0bytes", html)
     assert size, html
     assert len(content) / 1024 <= float(size.group(1)) <= (len(content) + 1024) / 1024
-    assert "import_orders, import_quotes, import_prices" in html
+    assert "Split it into smaller files" in html
     assert "Confirm import" not in html
     assert not PurchaseOrder.objects.exists()
 
@@ -1001,6 +1149,41 @@ def test_two_imports_of_one_file_at_once_record_it_once() -> None:
     for report in failed:
         assert "The database refused the import, so nothing was written" in str(report.errors[0])
     assert len(failed) + sum(r.ok and r.created["orders"] == 2 for r in reports) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_refused_by_the_database_midway_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Vendors, GPU models, buyers, orders and lines are inserted, then the quotes' insert
+    breaks a unique constraint (another import recorded the same quote since the file was
+    checked): the import's one transaction takes every row back, audit history too."""
+    real_insert_new = bulk.insert_new
+    inserted: list[str] = []
+
+    def insert_new(objs: Any, **kwargs: Any) -> None:
+        if objs and isinstance(objs[0], DeliveryQuote):
+            assert {"PurchaseOrder", "OrderLine"} <= set(inserted)  # the failure is midway
+            quote = objs[0]
+            DeliveryQuote.objects.bulk_create(  # what the other import wrote meanwhile
+                [
+                    DeliveryQuote(
+                        order_id=quote.order.pk,
+                        quoted_on=quote.quoted_on,
+                        delivery_date=quote.delivery_date,
+                    )
+                ]
+            )
+        real_insert_new(objs, **kwargs)
+        inserted.append(type(objs[0]).__name__ if objs else "")
+
+    monkeypatch.setattr(bulk, "insert_new", insert_new)
+    before = _table_counts()
+
+    report = orders_import(content=_csv(_two_orders()))
+
+    assert "The database refused the import, so nothing was written" in str(_only_error(report))
+    assert _table_counts() == before
 
 
 _CSV_HEAD = ",".join(ORDER_HEADER) + "\n"

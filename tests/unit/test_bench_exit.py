@@ -1,0 +1,163 @@
+"""Every benchmark exits 1 when it misses a target, so that a MISS cannot pass unseen: each
+one's target check (through bench/verdicts.py) and each shell wrapper passing the status on."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+NAN = float("nan")  # a figure the run did not produce
+
+
+def _bench(name: str) -> ModuleType:
+    if str(BENCH) not in sys.path:  # as when the script runs: its directory comes first
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def verdicts() -> ModuleType:
+    return _bench("verdicts")
+
+
+def test_a_miss_makes_the_exit_status_1(verdicts: ModuleType, capsys: Any) -> None:
+    met = verdicts.Target("fast", "1 s", True)
+    shown = verdicts.Target("faster than before (no target)", "2x", None)
+    missed = verdicts.Target("small", "900 MB", False)
+
+    assert verdicts.report([met, shown]) == 0
+    assert verdicts.report([met, missed, shown]) == 1
+
+    out, err = capsys.readouterr()
+    assert "| fast | 1 s | PASS |" in out
+    assert "| faster than before (no target) | 2x | - |" in out
+    assert "| small | 900 MB | MISS |" in out
+    assert "MISS (1): small" in err
+
+
+def _run(seconds: float, orders: int = 100_000, per_batch: float = 3.0) -> SimpleNamespace:
+    return SimpleNamespace(
+        seconds=seconds, orders=orders, rate=orders / seconds, per_batch=per_batch
+    )
+
+
+def test_scan_slips_exits_1_on_a_missing_or_missed_figure(capsys: Any) -> None:
+    scan_slips = _bench("scan_slips")
+    args = argparse.Namespace(orders=100_000)
+    good = dict(
+        full=_run(5.0),
+        full_quiet=_run(4.0),
+        subset=_run(0.5, 10_000),
+        quarter=_run(0.5, 10_000, per_batch=3.5),
+        naive=_run(100.0),
+        naive_quiet=_run(90.0),
+    )
+    assert scan_slips.check_targets(args, SimpleNamespace(**good)) == 0
+
+    unlogged = good | {"subset": _run(0.5, 10_000, per_batch=NAN)}  # queries not counted
+    assert scan_slips.check_targets(args, SimpleNamespace(**unlogged)) == 1
+    slow = good | {"full_quiet": _run(11.0)}
+    assert scan_slips.check_targets(args, SimpleNamespace(**slow)) == 1
+    # The missing count; the slow scan's time, and so its speed-up over the naive loop.
+    assert capsys.readouterr().out.count("| MISS |") == 3
+
+
+def _export(rate: float, rss: float = 10.0, queries: int = 4) -> SimpleNamespace:
+    rows = 100_000
+    return SimpleNamespace(
+        rate=rate, rows=rows, seconds=rows / rate, rss_growth_mb=rss, queries=queries
+    )
+
+
+def test_export_orders_exits_1_on_a_missing_or_missed_figure(capsys: Any) -> None:
+    export_orders = _bench("export_orders")
+    args = argparse.Namespace(orders=100_000)
+    good: dict[str, Any] = dict(
+        full=_export(70_000),
+        subset=_export(60_000),
+        walk=_export(40_000),
+        naive_quiet=_export(500),
+        same_file=True,
+        agree=True,
+        imported=[_export(5_000), _export(20_000)],  # 20 s for the orders
+    )
+    assert export_orders.check_targets(args, **good) == 0
+
+    no_import = good | {"imported": [_export(NAN), _export(20_000)]}
+    assert export_orders.check_targets(args, **no_import) == 1
+    for missed in (
+        {"full": _export(40_000)},
+        {"full": _export(70_000, rss=150.0)},
+        {"subset": _export(60_000, queries=5)},
+        {"same_file": False},
+        {"agree": False},
+    ):
+        assert export_orders.check_targets(args, **(good | missed)) == 1, missed
+    assert capsys.readouterr().out.count("| MISS |") == 6
+
+
+def test_load_exits_1_on_a_failed_request(capsys: Any) -> None:
+    load = _bench("load")
+    assert load.check_targets([]) == 0
+    assert load.check_targets(["/lead-times/: 3 timeouts"]) == 1
+    out, err = capsys.readouterr()
+    assert "| MISS |" in out
+    assert "/lead-times/: 3 timeouts" in err
+
+
+@pytest.mark.parametrize("wrapper", sorted(p.name for p in BENCH.glob("*.sh")))
+@pytest.mark.parametrize("status", [0, 1])
+def test_each_shell_wrapper_exits_with_the_benchmarks_status(
+    wrapper: str, status: int, tmp_path: Path
+) -> None:
+    """The wrapper runs against a stand-in scripts/lib.sh (the real one's shell options, no
+    virtualenv or PostgreSQL) and a stand-in Python that prints and exits with `status`."""
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "bench" / wrapper).write_text((BENCH / wrapper).read_text())
+    real_lib = (BENCH.parent / "scripts" / "lib.sh").read_text().splitlines()
+    options = [line for line in real_lib if line.startswith("set ")]
+    assert options, "scripts/lib.sh sets the shell's options"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f"#!/bin/sh\necho 'MISS'\nexit {status}\n")
+    fake_python.chmod(0o755)
+    (tmp_path / "scripts" / "lib.sh").write_text(
+        "\n".join(
+            [
+                *options,
+                f'ROOT="{tmp_path}"',
+                f'PY="{fake_python}"',
+                "ensure_venv() { :; }",
+                "ensure_system_packages() { :; }",
+                "start_postgres() { :; }",
+                "stop_postgres() { :; }",
+            ]
+        )
+        + "\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    done = subprocess.run(
+        ["bash", str(tmp_path / "bench" / wrapper)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == status, done.stderr
+    assert "MISS" in done.stdout
