@@ -15,12 +15,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from orders import history
 from orders.bulk import insert_ignoring_conflicts, insert_notices
 from orders.models import OrderLine, PriceAlert, PriceQuote, PurchaseOrder
+from orders.permissions import ORDER_PRICE_KEY
 from orders.price_rules import PricePoint, PriceRise, price_change, price_rise
 
 Group = tuple[int, int, str]  # vendor id, GPU model id, currency
@@ -43,11 +44,7 @@ def order_line_prices_sync() -> int:
     """Record each order line's unit price as that vendor's quote on the order date, for lines
     not recorded yet (drafts and cancelled orders were never charged). One read, one write."""
     recorded = PriceQuote.objects.filter(
-        vendor_id=OuterRef("order__vendor_id"),
-        gpu_model_id=OuterRef("gpu_model_id"),
-        currency=OuterRef("order__currency"),
-        quoted_on=OuterRef("order__placed_on"),
-        unit_price=OuterRef("unit_price"),
+        **{name: OuterRef(path) for name, path in ORDER_PRICE_KEY.items()}
     )
     rows = list(
         OrderLine.objects.exclude(
@@ -56,31 +53,26 @@ def order_line_prices_sync() -> int:
         .filter(unit_price__gt=0)
         .exclude(Exists(recorded))
         .order_by()
-        .values_list(
-            "order__vendor_id",
-            "gpu_model_id",
-            "unit_price",
-            "order__currency",
-            "order__placed_on",
-            "order__po_number",
-        )
+        .values_list(*ORDER_PRICE_KEY.values(), "order__po_number")
         .distinct()
     )
     with history.acting(reason="order_line_prices_sync: charged on order lines"):
         added = insert_ignoring_conflicts(
             PriceQuote,
-            columns=("vendor_id", "gpu_model_id", "unit_price", "currency", "quoted_on", "note"),
-            rows=[(*row[:5], f"Charged on {row[5]}") for row in rows],
+            columns=(*ORDER_PRICE_KEY, "note"),
+            rows=[(*row[:-1], f"Charged on {row[-1]}") for row in rows],
             constants={"source": PriceQuote.Source.ORDER, "created_at": timezone.now()},
         )
     return len(added)
 
 
-def price_histories() -> dict[Group, list[PricePoint]]:
-    """Every price point, grouped by vendor, GPU model and currency. One query."""
+def price_histories(prices: QuerySet[PriceQuote] | None = None) -> dict[Group, list[PricePoint]]:
+    """Every price point (of `prices`: all when None), grouped by vendor, GPU model and
+    currency. One query."""
     histories: dict[Group, list[PricePoint]] = defaultdict(list)
     for pk, vendor_id, gpu_model_id, currency, quoted_on, unit_price in (
-        PriceQuote.objects.order_by()
+        (PriceQuote.objects.all() if prices is None else prices)
+        .order_by()
         .values_list("id", "vendor_id", "gpu_model_id", "currency", "quoted_on", "unit_price")
         .iterator(chunk_size=5000)
     ):
@@ -88,12 +80,15 @@ def price_histories() -> dict[Group, list[PricePoint]]:
     return histories
 
 
-def price_changes(*, window_days: int | None = None) -> dict[Group, PriceRise | None]:
-    """The latest price against the window's low for every history (scorecards, charts)."""
+def price_changes(
+    *, window_days: int | None = None, prices: QuerySet[PriceQuote] | None = None
+) -> dict[Group, PriceRise | None]:
+    """The latest price against the window's low for every history of `prices` (all when
+    None; for a page, the prices its user may see: orders.permissions.visible_prices)."""
     window = settings.PRICE_RISE_WINDOW_DAYS if window_days is None else window_days
     return {
         group: price_change(points, window_days=window)
-        for group, points in price_histories().items()
+        for group, points in price_histories(prices).items()
     }
 
 
