@@ -61,12 +61,10 @@ class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, ReadOnlyHistoryAdmin)
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
 
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> Any:
-        """A price the user may not see is 404 here too (simple-history would answer 403 from
-        the history's copy, which says it exists); a deleted price's history is for those who
-        see every price."""
+    def _visible_or_404(self, request: HttpRequest, object_id: str) -> None:
+        """A price the user may not see is 404 on its history pages too (simple-history would
+        answer 403 from the history's copy, which says it exists); a deleted price's history
+        is for those who see every price."""
         pk = unquote(object_id)
         try:
             visible = self.get_queryset(request).filter(pk=pk).exists()
@@ -74,7 +72,18 @@ class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, ReadOnlyHistoryAdmin)
             raise Http404(f"No price quote with ID {pk!r}.") from None
         if not visible and permissions.view_scope(request.user) is not permissions.Scope.ALL:
             raise Http404(f"No price quote with ID {pk!r} for you.")
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        self._visible_or_404(request, object_id)
         return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self._visible_or_404(request, object_id)
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str

@@ -25,7 +25,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from simple_history.admin import SimpleHistoryAdmin
 
-from orders import alerts, permissions, prices, services
+from orders import alerts, notifications, permissions, prices, services
 from orders.models import Allocation, PriceAlert, PriceQuote, PurchaseOrder
 from orders.quotas import allocation_set
 from orders.roles import Role
@@ -392,6 +392,24 @@ def test_a_restricted_buyer_sees_the_market_and_their_own_prices(client: Any, w:
     assert [row.replacement for row in exposure.rows] == [GPUS * ANN_PRICE]
     alerts_listed = client.get(reverse("admin:orders_pricealert_changelist")).context["cl"]
     assert [a.vendor.name for a in alerts_listed.result_list] == ["Atlas Compute"]
+    dashboard = client.get(reverse("orders:dashboard"), {"buyer": ""}).context["alerts"]
+    assert dashboard.price_alerts == 1
+
+
+def test_another_buyers_price_is_404_as_if_it_did_not_exist(client: Any, w: World) -> None:
+    ben_price = PriceQuote.objects.get(unit_price=BEN_PRICE)
+    record = ben_price.history.get()
+    urls = [
+        reverse("admin:orders_pricequote_change", args=[ben_price.pk]),
+        reverse("admin:orders_pricequote_history", args=[ben_price.pk]),
+        reverse("admin:orders_pricequote_simple_history", args=[ben_price.pk, record.pk]),
+    ]
+    client.force_login(w.ann)
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    client.force_login(w.ben)
+    for url in urls:
+        assert client.get(url).status_code == 200, url
 
 
 def test_who_sees_every_order_sees_every_price(client: Any, w: World) -> None:
@@ -401,5 +419,25 @@ def test_who_sees_every_order_sees_every_price(client: Any, w: World) -> None:
     assert "42,424.42" in html
     assert ANN_SEES.search(html)
     assert "+324.2%" in client.get(reverse("orders:vendors")).content.decode()
+    assert client.get(reverse("orders:dashboard")).context["alerts"].price_alerts == 2
     changes = price_change_by_vendor()
     assert any("+324.2%" in change for change in changes.values())
+
+
+@pytest.mark.parametrize("see_all", [True, False], ids=["buyers-see-all", "buyers-see-own"])
+def test_a_buyer_is_told_only_of_price_rises_they_may_see(
+    settings: Any, see_all: bool, mailoutbox: Any
+) -> None:
+    """The price alert on Ben's price names it: with BUYERS_SEE_ALL_ORDERS false, Ann (who
+    buys the same GPU model) is not told of it, nor emailed it; Ben and the managers are."""
+    settings.BUYERS_SEE_ALL_ORDERS = see_all
+    settings.PROCUREMENT_MANAGERS = ["max@gpu-buyers.example"]
+    w = _world()
+    ben_alert = PriceAlert.objects.get(price__unit_price=BEN_PRICE)
+    told = set(ben_alert.notices.values_list("recipient_email", flat=True))
+    every = {w.ann.email, w.ben.email, "max@gpu-buyers.example"}
+    assert told == (every if see_all else every - {w.ann.email})
+    for email_id in notifications.build_digests():
+        notifications.send_outbox_email(email_id)
+    to_ann = " ".join(m.body for m in mailoutbox if w.ann.email in m.to)
+    assert bool(BEN_LEAKS.search(to_ann)) is see_all
