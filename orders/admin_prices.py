@@ -51,13 +51,6 @@ class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, ReadOnlyHistoryAdmin)
         # autocomplete of a price, start here.
         return permissions.visible_prices(super().get_queryset(request), request.user)
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        allowed = super().has_view_permission(request, obj)
-        if obj is None or not allowed:
-            return allowed
-        # Also a historical copy (the history record pages): the price it held then.
-        return permissions.can_view_price(request.user, obj)
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
 

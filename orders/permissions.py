@@ -156,15 +156,6 @@ ORDER_PRICE_KEY = {
 }
 
 
-def _lines_charged_at(user: Any, price: dict[str, Any]) -> QuerySet[Any]:
-    """The order lines, of orders `user` may see, that `price` (PriceQuote field -> value or
-    OuterRef) was recorded from."""
-    from orders.models import OrderLine
-
-    lines = scoped(OrderLine.objects.all(), user, path="order")
-    return lines.filter(**{ORDER_PRICE_KEY[name]: value for name, value in price.items()})
-
-
 def visible_prices(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
     """`queryset` of PriceQuote narrowed to the prices `user` may see: every market price
     (source manual or import), and a price charged on an order (source order) only when an
@@ -174,7 +165,7 @@ def visible_prices(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
     Every reader of prices starts here, so no list, figure or alert shown to a user holds
     the price of an order they may not see; one charged on no order any more (its line
     re-priced or deleted) is shown only to those who see every order."""
-    from orders.models import PriceQuote
+    from orders.models import OrderLine, PriceQuote
 
     scope = view_scope(user)
     if scope is Scope.ALL:
@@ -182,23 +173,10 @@ def visible_prices(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
     market = ~Q(source=PriceQuote.Source.ORDER)
     if scope is Scope.NONE:
         return queryset.filter(market)
-    charged = _lines_charged_at(user, {name: OuterRef(name) for name in ORDER_PRICE_KEY})
+    charged = scoped(OrderLine.objects.all(), user, path="order").filter(
+        **{path: OuterRef(name) for name, path in ORDER_PRICE_KEY.items()}
+    )
     return queryset.filter(market | Exists(charged))
-
-
-def can_view_price(user: Any, price: Any) -> bool:
-    """Whether `user` may see this PriceQuote (or a historical copy of one), as
-    `visible_prices` decides: at most one query."""
-    from orders.models import PriceQuote
-
-    scope = view_scope(user)
-    if scope is Scope.ALL or price.source != PriceQuote.Source.ORDER:
-        return True
-    if scope is Scope.NONE:
-        return False
-    return _lines_charged_at(
-        user, {name: getattr(price, name) for name in ORDER_PRICE_KEY}
-    ).exists()
 
 
 def visible_price_alerts(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:

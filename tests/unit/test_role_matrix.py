@@ -31,6 +31,7 @@ from orders.quotas import allocation_set
 from orders.roles import Role
 from orders.scorecards import price_change_by_vendor
 from tests.factories import (
+    NO_ROLE,
     GpuModelFactory,
     OrderLineFactory,
     PriceQuoteFactory,
@@ -354,7 +355,7 @@ def test_a_restricted_buyer_never_gets_another_buyers_order(
 # --- The rule, and that it hides no more than it should ----------------------------------------
 
 
-def test_the_prices_a_buyer_may_see(w: World, django_user_model: Any) -> None:
+def test_the_prices_a_buyer_may_see(w: World) -> None:
     """Market prices for everyone; a price charged on an order for those who see the order."""
     manager = UserFactory(username="max", is_staff=True, role=Role.PROCUREMENT_MANAGER)
     viewer = UserFactory(username="vic", is_staff=True, role=Role.VIEWER)
@@ -370,10 +371,22 @@ def test_the_prices_a_buyer_may_see(w: World, django_user_model: Any) -> None:
     assert seen(w.ben) == market | ben
     for user in (manager, viewer):
         assert seen(user) == market | ann | ben
+    # An account without a role who was given view_pricequote by hand sees no order.
+    nobody = UserFactory(username="nora", is_staff=True, role=NO_ROLE)
+    assert seen(nobody) == market
+    # A price alert names two prices: one of them hidden hides it.
     ben_price = every.get(unit_price=BEN_PRICE)
-    assert not permissions.can_view_price(w.ann, ben_price)
-    assert permissions.can_view_price(w.ben, ben_price)
-    assert permissions.can_view_price(w.ann, every.get(unit_price=ANN_PRICE))
+    market_price = every.get(vendor=ben_price.vendor, unit_price=MARKET_PRICE)
+    fall = PriceAlert.objects.create(
+        vendor=ben_price.vendor,
+        gpu_model=ben_price.gpu_model,
+        currency="USD",
+        price=market_price,
+        low=ben_price,
+        rise_percent=Decimal(0),
+    )
+    assert fall not in permissions.visible_price_alerts(PriceAlert.objects.all(), w.ann)
+    assert fall in permissions.visible_price_alerts(PriceAlert.objects.all(), w.ben)
     # Watching an order shows its price too.
     w.ben_order.watchers.add(w.ann)
     assert seen(w.ann) == market | ann | ben
