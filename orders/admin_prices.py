@@ -37,10 +37,19 @@ class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, ReadOnlyHistoryAdmin)
 
     csv_import_kinds = ("prices",)
 
-    list_display = ["quoted_on", "gpu_model", "vendor", "unit_price", "currency", "source", "note"]
+    list_display = [
+        "quoted_on",
+        "gpu_model",
+        "vendor",
+        "unit_price",
+        "currency",
+        "source",
+        "shown_note",
+    ]
     list_filter = ["source", "currency", "gpu_model", ("vendor", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["vendor", "gpu_model"]
-    search_fields = ["vendor__name", "gpu_model__name", "note"]
+    # The note as this user may read it (an annotation, see get_queryset).
+    search_fields = ["vendor__name", "gpu_model__name", "note_as_shown"]
     date_hierarchy = "quoted_on"
     autocomplete_fields = ["vendor", "gpu_model"]
     fields = ["vendor", "gpu_model", "unit_price", "currency", "quoted_on", "note", "source"]
@@ -49,7 +58,20 @@ class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, ReadOnlyHistoryAdmin)
     def get_queryset(self, request: HttpRequest) -> QuerySet[PriceQuote]:
         # The list, search, filters, date drill-down, change and history pages, and every
         # autocomplete of a price, start here.
-        return permissions.visible_prices(super().get_queryset(request), request.user)
+        prices = permissions.visible_prices(super().get_queryset(request), request.user)
+        return prices.annotate(note_as_shown=permissions.shown_price_note(request.user))
+
+    @admin.display(description="note", ordering="note_as_shown")
+    def shown_note(self, price: Any) -> str:
+        return price.note_as_shown
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        # A price's page, or a history record's (a copy, without the annotation).
+        charged = obj is not None and obj.source == PriceQuote.Source.ORDER
+        if charged and permissions.order_price_notes_hidden(request.user):
+            return [name for name in fields if name != "note"]
+        return fields
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)

@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
 
 VIEW = "orders.view_purchaseorder"
 CHANGE = "orders.change_purchaseorder"
@@ -177,6 +177,31 @@ def visible_prices(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
         **{path: OuterRef(name) for name, path in ORDER_PRICE_KEY.items()}
     )
     return queryset.filter(market | Exists(charged))
+
+
+ORDER_PRICE_NOTE = "Charged on an order"
+
+
+def order_price_notes_hidden(user: Any) -> bool:
+    """Whether `user` reads ORDER_PRICE_NOTE instead of the note of a price charged on an
+    order. That note names the order the price was first recorded from, and one price can be
+    charged on several orders (the same vendor, GPU, day and price): a user who sees it through
+    their own order may not see the order it names. Those who see every order read it."""
+    return view_scope(user) is not Scope.ALL
+
+
+def shown_price_note(user: Any) -> Any:
+    """A PriceQuote's note as `user` may read it (order_price_notes_hidden), as an expression
+    to annotate and search on."""
+    from orders.models import PriceQuote
+
+    if not order_price_notes_hidden(user):
+        return F("note")
+    return Case(
+        When(source=PriceQuote.Source.ORDER, then=Value(ORDER_PRICE_NOTE)),
+        default=F("note"),
+        output_field=CharField(),
+    )
 
 
 def visible_price_alerts(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:

@@ -45,17 +45,17 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 D = date.fromisoformat
-ANN_PO, BEN_PO = "PO-ANN-7001", "PO-BEN-9002"
+ANN_PO, BEN_PO, BEN_TWIN_PO = "PO-ANN-7001", "PO-BEN-9002", "PO-BEN-9003"
 ANN_PRICE, BEN_PRICE = Decimal("31337.77"), Decimal("42424.42")
 MARKET_PRICE = Decimal("10000.00")
 GPUS = 8
 
-# Ben's order in any spelling: its PO number; its unit price as typed, rounded, with
+# Ben's orders in any spelling: their PO numbers; its unit price as typed, rounded, with
 # thousands separators or a space (42424.42, 42,424.42, 42424.4, 42 424); his line's total
 # (8 x 42424.42 = 339,395.36), which the budget exposure would show as a replacement cost;
 # and his price's rise over the market low (+324.2%), from which the price follows.
 BEN_LEAKS = re.compile(
-    r"PO-BEN-9002|42[,.\s\u00a0]?424|339[,.\s\u00a0]?395|\+?324\.2", re.IGNORECASE
+    r"PO-BEN-900\d|42[,.\s\u00a0]?424|339[,.\s\u00a0]?395|\+?324\.2", re.IGNORECASE
 )
 ANN_SEES = re.compile(r"31[,.\s\u00a0]?337\.77")
 
@@ -66,7 +66,9 @@ class World:
     each with quotes that slip (slip alerts), a receipt, GPUs allocated to a team, and its
     price recorded as a price charged on an order. The market price quoted before both is
     10,000.00; Ben's order is the later, so his price is that history's latest and raises a
-    price alert. Another vendor's own price sheet raises one that names no order."""
+    price alert. Another vendor's own price sheet raises one that names no order. Ben was
+    also charged Ann's price on her order's day (PO-BEN-9003): one price, charged on both,
+    whose note names his order."""
 
     ann: Any
     ben: Any
@@ -100,6 +102,10 @@ def _world() -> World:
         PriceQuoteFactory(
             vendor=sheet_vendor, gpu_model=gpu, unit_price=Decimal(price), quoted_on=D(day)
         )
+    # Charged what Ann was, on the same day: one price, recorded from his order first.
+    twin = PurchaseOrderFactory(po_number=BEN_TWIN_PO, buyer=ben, vendor=vendor)
+    OrderLineFactory(order=twin, gpu_model=gpu, unit_price=ANN_PRICE)
+    prices.order_line_prices_sync()
     ann_order = _order(
         ANN_PO, ann, vendor, gpu, quota, placed_on=D("2023-04-14"), unit_price=ANN_PRICE
     )
@@ -368,7 +374,7 @@ def test_the_prices_a_buyer_may_see(w: World) -> None:
         return set(permissions.visible_prices(every, user).values_list("pk", flat=True))
 
     assert seen(w.ann) == market | ann
-    assert seen(w.ben) == market | ben
+    assert seen(w.ben) == market | ann | ben  # Ann's price is his twin order's too
     for user in (manager, viewer):
         assert seen(user) == market | ann | ben
     # An account without a role who was given view_pricequote by hand sees no order.
@@ -407,6 +413,10 @@ def test_a_restricted_buyer_sees_the_market_and_their_own_prices(client: Any, w:
     assert [a.vendor.name for a in alerts_listed.result_list] == ["Atlas Compute"]
     dashboard = client.get(reverse("orders:dashboard"), {"buyer": ""}).context["alerts"]
     assert dashboard.price_alerts == 1
+    # Her price, charged on Ben's twin order too, without the note that names his.
+    listed = client.get(reverse("admin:orders_pricequote_changelist"), {"q": "Charged on"})
+    notes = {price.note_as_shown for price in listed.context["cl"].result_list}
+    assert notes == {permissions.ORDER_PRICE_NOTE}
 
 
 def test_another_buyers_price_is_404_as_if_it_did_not_exist(client: Any, w: World) -> None:
@@ -433,6 +443,8 @@ def test_who_sees_every_order_sees_every_price(client: Any, w: World) -> None:
     assert ANN_SEES.search(html)
     assert "+324.2%" in client.get(reverse("orders:vendors")).content.decode()
     assert client.get(reverse("orders:dashboard")).context["alerts"].price_alerts == 2
+    listed = client.get(reverse("admin:orders_pricequote_changelist")).content.decode()
+    assert f"Charged on {BEN_PO}" in listed
     changes = price_change_by_vendor()
     assert any("+324.2%" in change for change in changes.values())
 
