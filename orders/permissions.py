@@ -179,14 +179,12 @@ def visible_prices(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
     return queryset.filter(market | Exists(charged))
 
 
-ORDER_PRICE_NOTE = "Charged on an order"
-
-
 def order_price_notes_hidden(user: Any) -> bool:
-    """Whether `user` reads ORDER_PRICE_NOTE instead of the note of a price charged on an
-    order. That note names the order the price was first recorded from, and one price can be
-    charged on several orders (the same vendor, GPU, day and price): a user who sees it through
-    their own order may not see the order it names. Those who see every order read it."""
+    """Whether `user` reads the source's name ("Charged on an order") instead of the note of a
+    price charged on an order. That note names the order the price was first recorded from,
+    and one price can be charged on several orders (the same vendor, GPU, day and price): a
+    user who sees it through their own order may not see the order it names. Those who see
+    every order read the note."""
     return view_scope(user) is not Scope.ALL
 
 
@@ -198,7 +196,7 @@ def shown_price_note(user: Any) -> Any:
     if not order_price_notes_hidden(user):
         return F("note")
     return Case(
-        When(source=PriceQuote.Source.ORDER, then=Value(ORDER_PRICE_NOTE)),
+        When(source=PriceQuote.Source.ORDER, then=Value(str(PriceQuote.Source.ORDER.label))),
         default=F("note"),
         output_field=CharField(),
     )
