@@ -1,16 +1,18 @@
 """Admin for prices, exchange rates and price alerts, the budget exposure page, and the vendor
 scorecard columns. Thin: new prices go through orders.services; figures come from
-orders.exposure and orders.scorecards."""
+orders.exposure and orders.scorecards. Every price, price alert and price figure shown is of
+the prices the user may see (orders.permissions.visible_prices)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -35,17 +37,74 @@ class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, ReadOnlyHistoryAdmin)
 
     csv_import_kinds = ("prices",)
 
-    list_display = ["quoted_on", "gpu_model", "vendor", "unit_price", "currency", "source", "note"]
+    list_display = [
+        "quoted_on",
+        "gpu_model",
+        "vendor",
+        "unit_price",
+        "currency",
+        "source",
+        "shown_note",
+    ]
     list_filter = ["source", "currency", "gpu_model", ("vendor", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["vendor", "gpu_model"]
-    search_fields = ["vendor__name", "gpu_model__name", "note"]
+    # The note as this user may read it (an annotation, see get_queryset).
+    search_fields = ["vendor__name", "gpu_model__name", "note_as_shown"]
     date_hierarchy = "quoted_on"
     autocomplete_fields = ["vendor", "gpu_model"]
     fields = ["vendor", "gpu_model", "unit_price", "currency", "quoted_on", "note", "source"]
     readonly_fields = ["source"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PriceQuote]:
+        # The list, search, filters, date drill-down, change and history pages, and every
+        # autocomplete of a price, start here.
+        prices = permissions.visible_prices(super().get_queryset(request), request.user)
+        return prices.annotate(note_as_shown=permissions.shown_price_note(request.user))
+
+    @admin.display(description="note", ordering="note_as_shown")
+    def shown_note(self, price: Any) -> str:
+        return price.note_as_shown
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        # A price's page, or a history record's (a copy, without the annotation).
+        charged = obj is not None and obj.source == PriceQuote.Source.ORDER
+        if charged and permissions.order_price_notes_hidden(request.user):
+            return [name for name in fields if name != "note"]
+        return fields
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
+
+    def _visible_or_404(self, request: HttpRequest, object_id: str) -> None:
+        """A price the user may not see is 404 on its history pages too (simple-history would
+        answer 403 from the history's copy, which says it exists); a deleted price's history
+        is for those who see every price."""
+        pk = unquote(object_id)
+        try:
+            visible = self.get_queryset(request).filter(pk=pk).exists()
+        except (ValueError, ValidationError):
+            raise Http404(f"No price quote with ID {pk!r}.") from None
+        if not visible and permissions.view_scope(request.user) is not permissions.Scope.ALL:
+            raise Http404(f"No price quote with ID {pk!r} for you.")
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        self._visible_or_404(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self._visible_or_404(request, object_id)
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def _get_obj_does_not_exist_redirect(
+        self, request: HttpRequest, opts: Any, object_id: str
+    ) -> Any:
+        # As OrderScopedAdmin: a 404 says nothing about whether the price exists.
+        raise Http404(f"No price quote with ID {object_id!r} for you.")
 
     def save_model(self, request: HttpRequest, obj: PriceQuote, form: Any, change: bool) -> None:
         obj.pk = services.price_quote_add(
@@ -68,8 +127,10 @@ class PriceQuoteAdmin(SafeAdminMixin, CsvImportAdminMixin, ReadOnlyHistoryAdmin)
             and request.user.has_perm("orders.view_pricequote")
         ):
             raise PermissionDenied
-        # Money committed on orders: only the orders the user may see count.
-        lines = permissions.scoped(exposure.open_lines_priced(), request.user, path="order")
+        # Money committed on orders: only the orders the user may see count, priced at the
+        # latest market price among the prices they may see.
+        prices = permissions.visible_prices(PriceQuote.objects.all(), request.user)
+        lines = permissions.scoped(exposure.open_lines_priced(prices), request.user, path="order")
         reports = [
             exposure.exposure_totals(g, lines=lines) for g in ("gpu_model", "vendor", "buyer")
         ]
@@ -114,6 +175,10 @@ class PriceAlertAdmin(SafeAdminMixin, admin.ModelAdmin):
     actions = ["acknowledge"]
     readonly_fields = [f.name for f in PriceAlert._meta.fields]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PriceAlert]:
+        # Its message names both prices: only alerts about prices the user may see.
+        return permissions.visible_price_alerts(super().get_queryset(request), request.user)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -137,7 +202,7 @@ class ScorecardChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         # Not a column the database can sort: worked out from the price histories in one query.
-        changes = price_change_by_vendor()
+        changes = price_change_by_vendor(viewer=request.user)
         for vendor in self.result_list:
             vendor.price_change = changes.get(vendor.pk, "")
 

@@ -146,6 +146,8 @@ class TeamAdmin(SafeAdminMixin, admin.ModelAdmin):
             .annotate(
                 n_members=Count("members", distinct=True), n_quotas=Count("quotas", distinct=True)
             )
+            # A grouped query drops Meta.ordering; the autocomplete pages through this.
+            .order_by("name")
         )
 
     @admin.display(description="lead's email", ordering="lead__email")

@@ -20,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncMonth
 
+from orders import permissions
 from orders.db_functions import Median, Percentile
 from orders.models import (
     Delivery,
@@ -123,7 +124,8 @@ class AlertSummary:
 def open_alert_counts(selection: Selection) -> AlertSummary:
     """Unacknowledged slip alerts on the selection's open orders, per rule code (every code,
     worst first, zeros included) with its severity; and unacknowledged price alerts for the
-    selection's vendor and GPU model (prices have no buyer). Two queries."""
+    selection's vendor and GPU model (prices have no buyer), of those the viewer may see
+    (orders.permissions.visible_price_alerts). Two queries."""
     counted = {
         (row["code"], row["severity"]): row
         for row in SlipAlert.objects.filter(
@@ -143,6 +145,8 @@ def open_alert_counts(selection: Selection) -> AlertSummary:
     # A severity an alert was recorded with that the rules no longer give: still shown.
     rows += [AlertCount(c, s, row["alerts"], row["orders"]) for (c, s), row in counted.items()]
     prices = PriceAlert.objects.filter(acknowledged_at__isnull=True)
+    if selection.viewer is not None:
+        prices = permissions.visible_price_alerts(prices, selection.viewer)
     if selection.vendor is not None:
         prices = prices.filter(vendor=selection.vendor)
     if selection.gpu_model is not None:
@@ -258,14 +262,20 @@ class PriceChart:
     series: list[PriceSeries] = field(default_factory=list)
 
 
-def price_trend(*, window_days: int | None = None) -> list[PriceChart]:
-    """Every price history, one chart per GPU model with a series per vendor and currency
+def price_trend(
+    *, window_days: int | None = None, viewer: AbstractBaseUser | None = None
+) -> list[PriceChart]:
+    """Every price history of the prices `viewer` may see (orders.permissions.visible_prices;
+    every price when None), one chart per GPU model with a series per vendor and currency
     (currencies are never mixed in one series), each with its window change. One query."""
     window = settings.PRICE_RISE_WINDOW_DAYS if window_days is None else window_days
+    prices = PriceQuote.objects.all()
+    if viewer is not None:
+        prices = permissions.visible_prices(prices, viewer)
     histories: dict[tuple[str, str, str], PriceSeries] = {}
     fields = ("gpu_model__name", "vendor__name", "currency", "quoted_on")
     for pk, gpu_model, vendor, currency, quoted_on, unit_price in (
-        PriceQuote.objects.order_by(*fields, "id")
+        prices.order_by(*fields, "id")
         .values_list("pk", *fields, "unit_price")
         .iterator(chunk_size=5000)
     ):

@@ -35,14 +35,15 @@ GROUP_KEYS: dict[Grouping, str] = {
 }
 
 
-def open_lines_priced() -> QuerySet[OrderLine]:
+def open_lines_priced(prices: QuerySet[PriceQuote] | None = None) -> QuerySet[OrderLine]:
     """Open order lines with committed cost (quantity x ordered unit price), the latest market
-    price of that GPU model in the order's currency (any vendor), the replacement cost at it,
-    and the exposure (replacement - committed; empty without a market price)."""
+    price of that GPU model in the order's currency (any vendor) among `prices` (every price
+    when None; for a page, those its user may see: orders.permissions.visible_prices), the
+    replacement cost at it, and the exposure (replacement - committed; empty without a market
+    price)."""
     latest_price = (
-        PriceQuote.objects.filter(
-            gpu_model_id=OuterRef("gpu_model_id"), currency=OuterRef("order__currency")
-        )
+        (PriceQuote.objects.all() if prices is None else prices)
+        .filter(gpu_model_id=OuterRef("gpu_model_id"), currency=OuterRef("order__currency"))
         .order_by("-quoted_on", "-id")
         .values("unit_price")[:1]
     )

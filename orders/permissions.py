@@ -17,6 +17,11 @@ Scopes come from model permissions, so a role is just a group holding them (orde
   BUYERS_SEE_ALL_ORDERS says.
 
 "Own" means the user is the order's buyer, "watched" that they are one of its watchers.
+
+Prices follow the same rule (`visible_prices`): a market price (entered by hand or from a
+price sheet) is for everyone who may read prices; a price charged on an order is seen by those
+who see that order. Every figure made from prices (the price trend, the scorecards' price
+change, budget exposure's market price, price alerts) is made from the prices the user sees.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
 
 VIEW = "orders.view_purchaseorder"
 CHANGE = "orders.change_purchaseorder"
@@ -160,3 +165,71 @@ def order_id_of(obj: Any, path: str) -> int | None:
         if obj is None:
             return None
     return getattr(obj, f"{last}_id", None)
+
+
+# How a price charged on an order line is recorded (orders.prices.order_line_prices_sync): the
+# PriceQuote field, and the path from the order line to the value it takes.
+ORDER_PRICE_KEY = {
+    "vendor_id": "order__vendor_id",
+    "gpu_model_id": "gpu_model_id",
+    "currency": "order__currency",
+    "quoted_on": "order__placed_on",
+    "unit_price": "unit_price",
+}
+
+
+def visible_prices(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
+    """`queryset` of PriceQuote narrowed to the prices `user` may see: every market price
+    (source manual or import), and a price charged on an order (source order) only when an
+    order it was charged on is one the user may see. Who sees every order sees every price.
+    Adds no query: the order lines become an EXISTS subquery.
+
+    Every reader of prices starts here, so no list, figure or alert shown to a user holds
+    the price of an order they may not see; one charged on no order any more (its line
+    re-priced or deleted) is shown only to those who see every order."""
+    from orders.models import OrderLine, PriceQuote
+
+    scope = view_scope(user)
+    if scope is Scope.ALL:
+        return queryset
+    market = ~Q(source=PriceQuote.Source.ORDER)
+    if scope is Scope.NONE:
+        return queryset.filter(market)
+    charged = scoped(OrderLine.objects.all(), user, path="order").filter(
+        **{path: OuterRef(name) for name, path in ORDER_PRICE_KEY.items()}
+    )
+    return queryset.filter(market | Exists(charged))
+
+
+def order_price_notes_hidden(user: Any) -> bool:
+    """Whether `user` reads the source's name ("Charged on an order") instead of the note of a
+    price charged on an order. That note names the order the price was first recorded from,
+    and one price can be charged on several orders (the same vendor, GPU, day and price): a
+    user who sees it through their own order may not see the order it names. Those who see
+    every order read the note."""
+    return view_scope(user) is not Scope.ALL
+
+
+def shown_price_note(user: Any) -> Any:
+    """A PriceQuote's note as `user` may read it (order_price_notes_hidden), as an expression
+    to annotate and search on."""
+    from orders.models import PriceQuote
+
+    if not order_price_notes_hidden(user):
+        return F("note")
+    return Case(
+        When(source=PriceQuote.Source.ORDER, then=Value(str(PriceQuote.Source.ORDER.label))),
+        default=F("note"),
+        output_field=CharField(),
+    )
+
+
+def visible_price_alerts(queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
+    """`queryset` of PriceAlert narrowed to those whose two prices (the latest and the window
+    low it names) the user may see."""
+    from orders.models import PriceQuote
+
+    if view_scope(user) is Scope.ALL:
+        return queryset
+    prices = visible_prices(PriceQuote.objects.all(), user).values("pk")
+    return queryset.filter(price__in=prices, low__in=prices)

@@ -14,11 +14,12 @@ from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from orders import history
+from orders import history, permissions
 from orders.bulk import insert_ignoring_conflicts, insert_notices
 from orders.models import OrderLine, PriceAlert, PriceQuote, PurchaseOrder
 from orders.price_rules import PricePoint, PriceRise, price_change, price_rise
@@ -43,11 +44,7 @@ def order_line_prices_sync() -> int:
     """Record each order line's unit price as that vendor's quote on the order date, for lines
     not recorded yet (drafts and cancelled orders were never charged). One read, one write."""
     recorded = PriceQuote.objects.filter(
-        vendor_id=OuterRef("order__vendor_id"),
-        gpu_model_id=OuterRef("gpu_model_id"),
-        currency=OuterRef("order__currency"),
-        quoted_on=OuterRef("order__placed_on"),
-        unit_price=OuterRef("unit_price"),
+        **{name: OuterRef(path) for name, path in permissions.ORDER_PRICE_KEY.items()}
     )
     rows = list(
         OrderLine.objects.exclude(
@@ -56,31 +53,26 @@ def order_line_prices_sync() -> int:
         .filter(unit_price__gt=0)
         .exclude(Exists(recorded))
         .order_by()
-        .values_list(
-            "order__vendor_id",
-            "gpu_model_id",
-            "unit_price",
-            "order__currency",
-            "order__placed_on",
-            "order__po_number",
-        )
+        .values_list(*permissions.ORDER_PRICE_KEY.values(), "order__po_number")
         .distinct()
     )
     with history.acting(reason="order_line_prices_sync: charged on order lines"):
         added = insert_ignoring_conflicts(
             PriceQuote,
-            columns=("vendor_id", "gpu_model_id", "unit_price", "currency", "quoted_on", "note"),
-            rows=[(*row[:5], f"Charged on {row[5]}") for row in rows],
+            columns=(*permissions.ORDER_PRICE_KEY, "note"),
+            rows=[(*row[:-1], f"Charged on {row[-1]}") for row in rows],
             constants={"source": PriceQuote.Source.ORDER, "created_at": timezone.now()},
         )
     return len(added)
 
 
-def price_histories() -> dict[Group, list[PricePoint]]:
-    """Every price point, grouped by vendor, GPU model and currency. One query."""
+def price_histories(prices: QuerySet[PriceQuote] | None = None) -> dict[Group, list[PricePoint]]:
+    """Every price point (of `prices`: all when None), grouped by vendor, GPU model and
+    currency. One query."""
     histories: dict[Group, list[PricePoint]] = defaultdict(list)
     for pk, vendor_id, gpu_model_id, currency, quoted_on, unit_price in (
-        PriceQuote.objects.order_by()
+        (PriceQuote.objects.all() if prices is None else prices)
+        .order_by()
         .values_list("id", "vendor_id", "gpu_model_id", "currency", "quoted_on", "unit_price")
         .iterator(chunk_size=5000)
     ):
@@ -88,12 +80,15 @@ def price_histories() -> dict[Group, list[PricePoint]]:
     return histories
 
 
-def price_changes(*, window_days: int | None = None) -> dict[Group, PriceRise | None]:
-    """The latest price against the window's low for every history (scorecards, charts)."""
+def price_changes(
+    *, window_days: int | None = None, prices: QuerySet[PriceQuote] | None = None
+) -> dict[Group, PriceRise | None]:
+    """The latest price against the window's low for every history of `prices` (all when
+    None; for a page, the prices its user may see: orders.permissions.visible_prices)."""
     window = settings.PRICE_RISE_WINDOW_DAYS if window_days is None else window_days
     return {
         group: price_change(points, window_days=window)
-        for group, points in price_histories().items()
+        for group, points in price_histories(prices).items()
     }
 
 
@@ -101,7 +96,8 @@ def price_changes(*, window_days: int | None = None) -> dict[Group, PriceRise | 
 def scan_prices(*, today: date | None = None) -> PriceScanResult:
     """Raise a price_rise alert for every history whose latest price is a new high over its
     window's low, and note who must hear about it: the buyers of open orders for that GPU
-    model and the procurement managers. Safe to run twice at once (unique per price)."""
+    model who may see the alert's prices, and the procurement managers. Safe to run twice at
+    once (unique per price)."""
     del today  # the rule looks at the price history only; kept for a uniform scan signature
     result = PriceScanResult(line_prices_added=order_line_prices_sync())
     histories = price_histories()
@@ -144,15 +140,35 @@ def scan_prices(*, today: date | None = None) -> PriceScanResult:
     result.new_alerts = len(created)
     if created:
         recipients = price_recipients({gpu_model_id for _, gpu_model_id in created})
+        hidden = price_alerts_hidden(
+            [alert_id for alert_id, _ in created],
+            {user_id for users in recipients.values() for user_id, _ in users if user_id},
+        )
         result.notices = insert_notices(
             [
                 (alert_id, user_id, email, 0)
                 for alert_id, gpu_model_id in created
                 for user_id, email in recipients.get(gpu_model_id, ())
+                if (alert_id, user_id) not in hidden
             ],
             about=PriceAlert,
         )
     return result
+
+
+def price_alerts_hidden(alert_ids: list[int], user_ids: set[int]) -> set[tuple[int, int]]:
+    """(alert id, user id) for each of these price alerts a user may not see
+    (orders.permissions.visible_price_alerts): a buyer who sees only their own orders is not
+    told of a rise to, or from, another buyer's order price. A query per user who does not
+    see every order, besides reading their permissions."""
+    hidden: set[tuple[int, int]] = set()
+    alerts = PriceAlert.objects.filter(pk__in=alert_ids)
+    for user in get_user_model().objects.filter(pk__in=user_ids):
+        if permissions.view_scope(user) is permissions.Scope.ALL:
+            continue
+        seen = set(permissions.visible_price_alerts(alerts, user).values_list("pk", flat=True))
+        hidden.update((alert_id, user.pk) for alert_id in alert_ids if alert_id not in seen)
+    return hidden
 
 
 def price_recipients(gpu_model_ids: set[int]) -> dict[int, list[tuple[int | None, str]]]:

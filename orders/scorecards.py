@@ -9,7 +9,8 @@ Definitions (every figure ignores draft orders, which no vendor has seen yet):
 - re-quotes per order: quotes after the first, averaged over orders.
 - open-alert share: orders with at least one unacknowledged slip alert.
 - price change: the vendor's largest latest-versus-window-low change over its GPU models
-  (orders.price_rules), per currency, never mixed.
+  (orders.price_rules), per currency, never mixed; from the prices the viewer may see, so it
+  never reads off the price of an order they may not see (orders.permissions).
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 
+from orders import permissions
 from orders.db_functions import Median
-from orders.models import Delivery, GpuModel, OrderLine, PurchaseOrder, SlipAlert, Vendor
+from orders.models import (
+    Delivery,
+    GpuModel,
+    OrderLine,
+    PriceQuote,
+    PurchaseOrder,
+    SlipAlert,
+    Vendor,
+)
 from orders.prices import price_changes
 
 METRICS = (
@@ -146,12 +156,19 @@ def shown_number(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
-def price_change_by_vendor(*, window_days: int | None = None) -> dict[int, str]:
-    """The largest price change (latest vs the window's low) of each vendor's GPU models."""
+def price_change_by_vendor(
+    *, window_days: int | None = None, viewer: Any | None = None
+) -> dict[int, str]:
+    """The largest price change (latest vs the window's low) of each vendor's GPU models,
+    from the prices `viewer` may see (orders.permissions.visible_prices; every price when
+    None: the operator's commands)."""
     names = dict(GpuModel.objects.values_list("pk", "name"))
+    prices = (
+        None if viewer is None else permissions.visible_prices(PriceQuote.objects.all(), viewer)
+    )
     best: dict[int, tuple[Decimal, str]] = {}
     for (vendor_id, gpu_model_id, currency), change in price_changes(
-        window_days=window_days
+        window_days=window_days, prices=prices
     ).items():
         if change is None:
             continue
@@ -161,9 +178,10 @@ def price_change_by_vendor(*, window_days: int | None = None) -> dict[int, str]:
     return {vendor_id: label for vendor_id, (_, label) in best.items()}
 
 
-def scorecards() -> list[Scorecard]:
-    """Every vendor's scorecard, by name. Three queries whatever the number of orders."""
-    changes = price_change_by_vendor()
+def scorecards(*, viewer: Any | None = None) -> list[Scorecard]:
+    """Every vendor's scorecard, by name, its price change from the prices `viewer` may see
+    (every price when None). Three queries whatever the number of orders."""
+    changes = price_change_by_vendor(viewer=viewer)
     return [
         Scorecard(
             vendor=vendor,

@@ -6,8 +6,10 @@ whatever the data size.
 Every page needs a login and view permission on orders (each role has it; an account
 without a role gets 403). What lists or counts orders (the dashboard, its CSV, a timeline)
 shows only the orders the user may see (orders.permissions); the trends and scorecards are
-figures about vendors and the market over every order, and name no order, buyer or price
-of one, so they are the same for everyone."""
+figures about vendors and the market over every order, and name no order or buyer. Price
+figures (the price trend, the scorecards' price change) are made from the prices the user may
+see (orders.permissions.visible_prices): the same for everyone who sees every order, and for
+a buyer who sees only their own, free of other orders' prices."""
 
 from __future__ import annotations
 
@@ -119,12 +121,12 @@ class LeadTimesView(OrdersPage):
 
 class PricesView(OrdersPage):
     """Unit price per GPU model and vendor over time, with the change of the latest price over
-    the lowest in the price-alert window. One query."""
+    the lowest in the price-alert window, of the prices the user may see. One query."""
 
     template_name = "orders/prices.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        price_charts = dashboard.price_trend()
+        price_charts = dashboard.price_trend(viewer=self.request.user)
         return super().get_context_data(
             charts=[
                 {
@@ -191,7 +193,7 @@ class VendorsView(OrdersPage):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         key, descending = ScorecardSortForm(self.request.GET).key()
-        cards = scorecards()
+        cards = scorecards(viewer=self.request.user)
         # Vendors without a figure go last whichever the direction.
         known = [c for c in cards if _sort_value(c, key) is not None]
         unknown = [c for c in cards if _sort_value(c, key) is None]
