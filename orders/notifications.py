@@ -29,7 +29,7 @@ from orders.models import (
     SlipAlert,
     TeamSlipNotice,
 )
-from orders.prices import price_recipients
+from orders.prices import price_alerts_hidden, price_recipients
 from orders.quotas import TeamBlock, team_slips
 from orders.slips import RANK, worst
 from orders.text import header_text
@@ -198,6 +198,11 @@ def build_digests() -> list[int]:
                 {a.gpu_model_id for a in price_alerts.values()}
             ).items()
         }
+        # A buyer who may no longer see one of an alert's two prices (another buyer's order
+        # price) is not told of it: the rule the price pages use, asked again at send time.
+        price_hidden = price_alerts_hidden(
+            list(price_alerts), {p[5] for p in pending if p[4] is not None and p[5] is not None}
+        )
         digests: dict[str, Digest] = {}
         # Per digest, per round kind (new, reminder): order id -> [(alert id, code)].
         slips: dict[tuple[str, bool], dict[int, list[tuple[int, str]]]] = defaultdict(dict)
@@ -205,8 +210,9 @@ def build_digests() -> list[int]:
         for notice_id, alert_id, order_id, code, price_alert_id, user_id, email, round_ in pending:
             if price_alert_id is not None:
                 price_alert = price_alerts[price_alert_id]
-                if user_id is not None and user_id not in price_allowed.get(
-                    price_alert.gpu_model_id, set()
+                if user_id is not None and (
+                    user_id not in price_allowed.get(price_alert.gpu_model_id, set())
+                    or (price_alert_id, user_id) in price_hidden
                 ):
                     skipped.append(notice_id)
                     continue

@@ -296,6 +296,13 @@ def _allocation_moves(client: Client, w: World) -> Requests:
         yield _get(client, reverse("admin:orders_allocation_move", args=[pk]))
 
 
+def _password_resets(client: Client, w: World) -> Requests:
+    """The reset form, and a request for Ben's address: the answer must not say it exists."""
+    url = reverse("admin_password_reset")
+    yield _get(client, url)
+    yield f"POST {url} ben", client.post(url, {"email": w.ben.email})
+
+
 CUSTOM: dict[str, Callable[[Client, World], Requests]] = {
     "orders:dashboard": _by_buyer("orders:dashboard"),
     "orders:dashboard_csv": _by_buyer("orders:dashboard_csv"),
@@ -327,6 +334,13 @@ CUSTOM: dict[str, Callable[[Client, World], Requests]] = {
     "admin:orders_purchaseorder_import_orders": _plain("admin:orders_purchaseorder_import_orders"),
     "admin:orders_purchaseorder_import_quotes": _plain("admin:orders_purchaseorder_import_quotes"),
     "admin:orders_pricequote_import_prices": _plain("admin:orders_pricequote_import_prices"),
+    "<favicon.ico>": lambda client, w: iter([_get(client, "/favicon.ico")]),
+    "admin_password_reset": _password_resets,
+    "password_reset_done": _plain("password_reset_done"),
+    "password_reset_confirm": lambda client, w: iter(
+        [_get(client, reverse("password_reset_confirm", args=["MQ", "no-such-token"]))]
+    ),
+    "password_reset_complete": _plain("password_reset_complete"),
 }
 
 
@@ -466,3 +480,21 @@ def test_a_buyer_is_told_only_of_price_rises_they_may_see(
         notifications.send_outbox_email(email_id)
     to_ann = " ".join(m.body for m in mailoutbox if w.ann.email in m.to)
     assert bool(BEN_LEAKS.search(to_ann)) is see_all
+
+
+def test_a_buyer_who_lost_sight_of_a_price_is_not_emailed_it(
+    settings: Any, mailoutbox: Any
+) -> None:
+    """Noticed while every buyer saw every order, built after the setting turned: the digest
+    asks the price rule again, so Ann's notice of Ben's price is skipped, not sent."""
+    settings.BUYERS_SEE_ALL_ORDERS = True
+    w = _world()
+    ben_alert = PriceAlert.objects.get(price__unit_price=BEN_PRICE)
+    assert ben_alert.notices.filter(recipient=w.ann).exists()
+    settings.BUYERS_SEE_ALL_ORDERS = False
+    for email_id in notifications.build_digests():
+        notifications.send_outbox_email(email_id)
+    to_ann = " ".join(m.body for m in mailoutbox if w.ann.email in m.to)
+    assert not BEN_LEAKS.search(to_ann)
+    assert ben_alert.notices.get(recipient=w.ann).skipped_reason
+    assert any(w.ben.email in m.to and BEN_LEAKS.search(m.body) for m in mailoutbox)
