@@ -32,6 +32,7 @@ from orders.models import (
     ScanRun,
     SlipAlert,
     Vendor,
+    open_alert_q,
 )
 
 
@@ -224,9 +225,7 @@ class PurchaseOrderAdmin(
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PurchaseOrder]:
         lines = OrderLine.objects.select_related("gpu_model").order_by("id")
-        unacknowledged = SlipAlert.objects.filter(acknowledged_at__isnull=True).only(
-            "order_id", "code"
-        )
+        unacknowledged = SlipAlert.objects.filter(open_alert_q()).only("order_id", "code")
         return (
             super()
             .get_queryset(request)

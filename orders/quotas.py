@@ -39,6 +39,7 @@ from orders.models import (
     Team,
     TeamSlipNotice,
 )
+from orders.models.alerts import SKIPPED_ALERT_CLOSED
 from orders.slips import RANK
 
 # ---------------------------------------------------------------------------------------------
@@ -410,6 +411,9 @@ def team_slips(
     skipped: dict[int, str] = {}
     for notice_id, alert_id, team_id, recipient_id in notices:
         alert, team = alerts[alert_id], teams[team_id]
+        if not alert.is_open:  # replaced or no longer true since the notice was noted
+            skipped[notice_id] = SKIPPED_ALERT_CLOSED
+            continue
         lead = team.lead
         if lead.pk != recipient_id or not lead.is_active or not lead.email:
             skipped[notice_id] = SKIPPED_NOT_LEAD
