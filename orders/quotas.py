@@ -40,6 +40,7 @@ from orders.models import (
     TeamSlipNotice,
 )
 from orders.models.alerts import SKIPPED_ALERT_CLOSED
+from orders.models.quotas import COUNTS_AGAINST_QUOTA
 from orders.slips import RANK
 
 # ---------------------------------------------------------------------------------------------
@@ -238,11 +239,11 @@ def allocations_with_availability(
 
 
 def quotas_with_usage(quotas: QuerySet[Quota] | None = None) -> QuerySet[Quota]:
-    """Quotas annotated with allocated (GPUs promised under them), received (of those, GPUs
-    that arrived), pending (allocated - received) and remaining (quota - allocated). One
-    query whatever the number of quotas."""
+    """Quotas annotated with allocated (GPUs promised under them, cancelled orders' left out:
+    `COUNTS_AGAINST_QUOTA`), received (of those, GPUs that arrived), pending (allocated -
+    received) and remaining (quota - allocated). One query whatever the number of quotas."""
     quotas = Quota.objects.all() if quotas is None else quotas
-    under_quota = Allocation.objects.filter(quota_id=OuterRef("pk"))
+    under_quota = Allocation.objects.filter(COUNTS_AGAINST_QUOTA, quota_id=OuterRef("pk"))
     return quotas.annotate(
         allocated=Coalesce(_total(under_quota, "gpus"), 0),
         received=Coalesce(_total(allocations_with_availability(under_quota), "received"), 0),
