@@ -13,9 +13,9 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from orders import alerts, services
+from orders import services
+from orders.admin_alerts import ALERT_COLUMNS, ALERT_FILTERS, AlertAdminMixin, AlertStatusFilter
 from orders.admin_export import PurchaseOrderExportMixin
-from orders.admin_filters import AcknowledgedFilter
 from orders.admin_history import OrderAuditTrailMixin, ReadOnlyHistoryAdmin
 from orders.admin_import import CsvImportAdminMixin
 from orders.admin_input import SafeAdminMixin, SafeAutocompleteMixin
@@ -133,7 +133,15 @@ class SlipAlertInline(OrderScopedInline, admin.TabularInline):
     """The order's alert history, read-only: alerts are facts the scan records."""
 
     model = SlipAlert
-    fields = ["detected_at", "code", "severity", "message", "notified_at", "acknowledged"]
+    fields = [
+        "detected_at",
+        "code",
+        "severity",
+        "status",
+        "message",
+        "closed_reason",
+        "acknowledged",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -412,52 +420,42 @@ class DeliveryAdmin(SafeAdminMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin):
 
 
 @admin.register(SlipAlert)
-class SlipAlertAdmin(SafeAdminMixin, OrderScopedAdmin):
-    """Alerts are recorded by the scan; people only acknowledge them."""
+class SlipAlertAdmin(AlertAdminMixin, OrderScopedAdmin):
+    """Alerts are recorded by the scan; people only acknowledge open ones. Open ones are
+    listed unless the status filter asks for the superseded or resolved history."""
 
     list_display = [
         "order",
         "vendor",
         "code",
         "severity",
-        "message",
+        "status",
         "detected_at",
-        "notified_at",
-        "acknowledged_at",
-        "acknowledged_by",
+        *ALERT_COLUMNS,
+        "closed_at",
+        "closed_reason",
     ]
     list_filter = [
+        AlertStatusFilter,
         "code",
         "severity",
         ("order__vendor", admin.RelatedOnlyFieldListFilter),
-        AcknowledgedFilter,
+        *ALERT_FILTERS,
     ]
     list_select_related = ["order__vendor", "acknowledged_by"]
     search_fields = ["order__po_number", "order__vendor__name", "message"]
     date_hierarchy = "detected_at"
     # The acknowledge action needs change permission (procurement managers) on the alert's
     # order; every field stays read-only.
-    actions = ["acknowledge"]
-    readonly_fields = [f.name for f in SlipAlert._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not obj.is_open:  # superseded or resolved: history
+            return False
+        return super().has_change_permission(request, obj)
 
     @admin.display(ordering="order__vendor__name")
     def vendor(self, alert: SlipAlert) -> Vendor:
         return alert.order.vendor
-
-    @admin.action(
-        description="Acknowledge selected alerts (stops reminders)", permissions=["change"]
-    )
-    def acknowledge(self, request: HttpRequest, queryset: QuerySet[SlipAlert]) -> None:
-        count = alerts.alerts_acknowledge(
-            alert_ids=list(queryset.values_list("pk", flat=True)), user=request.user
-        )
-        self.message_user(request, f"Acknowledged {count} alert(s).")
 
 
 @admin.register(OutboxEmail)

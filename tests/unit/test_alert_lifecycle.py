@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.urls import reverse
 from django.utils import timezone
 
 from orders import alerts, notifications, services
@@ -308,3 +309,37 @@ def test_the_migration_keeps_the_newest_alert_per_rule_open_and_supersedes_the_r
         (OPEN, "2023-12-15", ""),
     ]
     assert _alerts(order, "overdue") == [(OPEN, "2023-10-15", "")]
+
+
+def test_the_admin_lists_open_alerts_unless_asked_and_keeps_closed_ones_as_history(
+    admin_client_logged_in: Any, django_capture_on_commit_callbacks: Any, freezer_today: Any
+) -> None:
+    order = _order(need_by=None)
+    freezer_today("2023-04-14")
+    _quote(order, "2023-04-14", "2023-05-15", django_capture_on_commit_callbacks)
+    freezer_today("2023-05-02")
+    _quote(order, "2023-05-02", "2023-08-31", django_capture_on_commit_callbacks)
+    _quote(order, "2023-05-03", "2023-09-30", django_capture_on_commit_callbacks)
+    by_status = {
+        status: set(order.alerts.filter(status=status).values_list("pk", flat=True))
+        for status in (OPEN, SUPERSEDED)
+    }
+    assert len(by_status[OPEN]) == len(by_status[SUPERSEDED]) == 2
+    client, url = admin_client_logged_in, reverse("admin:orders_slipalert_changelist")
+
+    def listed(**params: str) -> set[int]:
+        return {a.pk for a in client.get(url, params).context["cl"].result_list}
+
+    assert listed() == by_status[OPEN]
+    assert listed(status=SUPERSEDED) == by_status[SUPERSEDED]
+    assert listed(status="all") == by_status[OPEN] | by_status[SUPERSEDED]
+
+    old = min(by_status[SUPERSEDED])
+    page = client.get(reverse("admin:orders_slipalert_change", args=[old]))
+    assert page.context["has_change_permission"] is False  # history: read-only
+    action = {"action": "acknowledge", "_selected_action": sorted(by_status[OPEN] | {old})}
+    client.post(f"{url}?status=all", action)
+    acknowledged = set(
+        order.alerts.filter(acknowledged_at__isnull=False).values_list("pk", flat=True)
+    )
+    assert acknowledged == by_status[OPEN]
