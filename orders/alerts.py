@@ -280,16 +280,16 @@ def _scan_batch(
         batch
     ):
         open_here = held.pop(order_id, {})
-        for finding in judge(
-            placed_on=placed_on,
-            baseline=baseline,
-            current=current,
-            current_quote_id=quote_id,
-            need_by=need_by,
-            fully_received=bool(received),
-            today=today,
-            thresholds=limits,
-        ):
+        facts: dict[str, Any] = {
+            "placed_on": placed_on,
+            "baseline": baseline,
+            "current": current,
+            "need_by": need_by,
+            "fully_received": bool(received),
+            "today": today,
+            "thresholds": limits,
+        }
+        for finding in judge(current_quote_id=quote_id, **facts):
             code = finding.code
             findings[code] += 1
             previous = open_here.pop(code.value, None)
@@ -303,16 +303,7 @@ def _scan_batch(
                     (previous[0], quote_id, False, f"delivery now {current.isoformat()}")
                 )
         for code, (pk, alert_quote_id, _) in open_here.items():  # no longer found
-            why = cleared_reason(
-                Code(code),
-                placed_on=placed_on,
-                baseline=baseline,
-                current=current,
-                need_by=need_by,
-                fully_received=bool(received),
-                today=today,
-                thresholds=limits,
-            )
+            why = cleared_reason(Code(code), **facts)
             resolved.append((pk, quote_id, alert_quote_id == quote_id, why))
     result.orders += size
     now = timezone.now()

@@ -216,6 +216,19 @@ def test_a_notice_for_an_alert_closed_before_its_digest_is_skipped(mailoutbox: l
     }
 
 
+def test_an_alert_closed_before_anyone_was_told_is_not_told() -> None:
+    order = _order()
+    services.quote_add(order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"), check=False)
+    alerts.scan_orders(today=D("2023-05-01"))
+    services.quote_add(
+        order=order, quoted_on=D("2023-05-02"), delivery_date=D("2023-05-20"), check=False
+    )
+    alerts.scan_orders(today=D("2023-05-02"))
+
+    assert list(order.alerts.values_list("status", flat=True)) == [RESOLVED, RESOLVED]
+    assert alerts.alert_notices_create() == 0
+
+
 def test_the_dashboard_counts_orders_not_alerts_after_requotes(
     django_capture_on_commit_callbacks: Any, freezer_today: Any, client: Any, admin_user: Any
 ) -> None:
