@@ -593,6 +593,9 @@ def test_batches_on_several_connections_find_what_one_connection_finds() -> None
                 "past_need_by": 25,
             },
             "new_alerts": 100,
+            "superseded": 0,
+            "resolved": 0,
+            "reopened": 0,
             "notices": 0,
             "emails": 0,
         }
