@@ -18,6 +18,7 @@ from orders import alerts, notifications, services
 from orders.dashboard import Selection, open_alert_counts, slipping_orders_for_display
 from orders.models import AlertNotice, PurchaseOrder, SlipAlert
 from orders.models.alerts import SKIPPED_ALERT_CLOSED
+from orders.scorecards import scorecards
 from tests.conftest import run_at_once
 from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory
 
@@ -227,6 +228,23 @@ def test_an_alert_closed_before_anyone_was_told_is_not_told() -> None:
 
     assert list(order.alerts.values_list("status", flat=True)) == [RESOLVED, RESOLVED]
     assert alerts.alert_notices_create() == 0
+
+
+def test_vendor_scorecards_count_orders_with_open_alerts_only() -> None:
+    resolved, still_late = _order(), _order()
+    for order in (resolved, still_late):
+        services.quote_add(
+            order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"), check=False
+        )
+    PurchaseOrder.objects.filter(pk=still_late.pk).update(vendor=resolved.vendor)
+    alerts.scan_orders(today=D("2023-05-01"))
+    services.quote_add(
+        order=resolved, quoted_on=D("2023-05-02"), delivery_date=D("2023-05-20"), check=False
+    )
+    alerts.scan_orders(today=D("2023-05-02"))
+
+    [card] = [c for c in scorecards() if c.vendor == resolved.vendor]
+    assert (card.orders, card.orders_with_open_alerts) == (2, 1)
 
 
 def test_the_dashboard_counts_orders_not_alerts_after_requotes(
