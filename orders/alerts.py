@@ -1,5 +1,6 @@
-"""The slip scan: judge each open order's current state and record new findings as alerts;
-then, as a step of its own before the digests, note who must hear about them.
+"""The slip scan: judge each open order's current state, record new findings as alerts and
+close the alerts they replace or that no longer hold; then, as a step of its own before the
+digests, note who must hear about them (open alerts only).
 
 It judges state, not events: after a worker outage of any length the next scan raises every
 alert that was missed. It is set-based (a fixed number of queries per batch of orders) and safe
@@ -253,7 +254,8 @@ def _scan_batch_on_own_connection(
 def _scan_batch(
     batch: Batch, size: int, today: date, limits: Thresholds, result: ScanResult
 ) -> None:
-    """Two reads (open alerts, schedules) and a few writes, set-based: open alerts a newer
+    """Two reads (open alerts, schedules; a third for quote dates when alerts close) and a
+    few writes, each one statement whatever the batch's size: open alerts a newer
     finding replaces become superseded, open alerts whose finding no longer holds become
     resolved, then the new alerts are inserted (and a closed alert a finding brings back, on
     the same quote, is opened again). Who must hear of them is decided when the digests are

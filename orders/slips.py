@@ -276,7 +276,13 @@ def cleared_reason(
             f"first quote's {(baseline - placed_on).days}"
         )
     if code is Code.DECEMBER_DELIVERY:
-        return f"delivery now {current.isoformat()}, back from {baseline.isoformat()}'s watch"
+        watched = _next_watched_month_start(
+            baseline.year, baseline.month, thresholds.watched_months
+        )
+        if watched is None:
+            return "no month is watched any more"
+        month = f"{calendar.month_name[watched.month]} {watched.year}"
+        return f"delivery now {current.isoformat()}, before {month}"
     return f"lead time now {cur_lead} days, under the {thresholds.lead_time_limit_days}-day limit"
 
 

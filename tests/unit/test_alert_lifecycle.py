@@ -157,8 +157,7 @@ def test_an_earlier_date_undoes_a_slip_and_the_alert_is_resolved(
     assert _open_codes(order) == []
     reasons = dict(order.alerts.values_list("code", "closed_reason"))
     assert reasons == {
-        "december_delivery": "re-quoted 2023-05-03: delivery now 2023-06-20, "
-        "back from 2023-06-15's watch",
+        "december_delivery": "re-quoted 2023-05-03: delivery now 2023-06-20, before December 2023",
         "lead_time_multiplied": "re-quoted 2023-05-03: lead time now 67 days, under 3x the "
         "first quote's 62",
         "lead_time_over_limit": "re-quoted 2023-05-03: lead time now 67 days, under the "
