@@ -67,7 +67,7 @@ from scan_slips import PO_PREFIX, TODAY, analyze, check_postgres, generate, head
 from orders import exports
 from orders.alerts import scan_orders
 from orders.csv_format import ORDER_COLUMNS
-from orders.models import PurchaseOrder
+from orders.models import PurchaseOrder, open_alert_q
 
 # Targets (issue 5).
 TARGET_ROWS_PER_SECOND = 50_000
@@ -238,7 +238,7 @@ def naive_rows(sample: int) -> list[list[str]]:
     rows = []
     orders = PurchaseOrder.objects.filter(po_number__startswith=PO_PREFIX).order_by("po_number")
     for order in orders[:sample]:
-        codes = order.alerts.filter(acknowledged_at__isnull=True).values_list("code", flat=True)
+        codes = order.alerts.filter(open_alert_q()).values_list("code", flat=True)
         open_alerts = ";".join(sorted(set(codes)))
         for line in order.lines.order_by("id"):
             quotes = list(

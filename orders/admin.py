@@ -4,7 +4,6 @@ read annotated querysets so they run a fixed number of queries whatever the numb
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -14,12 +13,12 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from orders import alerts, services
+from orders import services
+from orders.admin_alerts import ALERT_COLUMNS, ALERT_FILTERS, AlertAdminMixin, AlertStatusFilter
 from orders.admin_export import PurchaseOrderExportMixin
-from orders.admin_filters import AcknowledgedFilter
 from orders.admin_history import OrderAuditTrailMixin, ReadOnlyHistoryAdmin
 from orders.admin_import import CsvImportAdminMixin
-from orders.admin_input import SafeAdminMixin, SafeAutocompleteMixin
+from orders.admin_input import SafeAdminMixin, SafeAutocompleteMixin, person_column
 from orders.admin_prices import VendorScorecardMixin
 from orders.admin_quotas import OrderLineAllocationsMixin
 from orders.admin_scope import OrderScopedAdmin, OrderScopedInline
@@ -33,24 +32,13 @@ from orders.models import (
     ScanRun,
     SlipAlert,
     Vendor,
+    open_alert_q,
 )
 from orders.people import person_name
 
 
 def _days(value: int | None) -> str:
     return "—" if value is None else f"{value:+d}" if value else "0"
-
-
-def _person(field: str) -> Callable[[Any], str]:
-    """A list column naming the person in `field` by full name (a bare foreign key would show
-    the user name)."""
-
-    @admin.display(description=field.replace("_", " "), ordering=f"{field}__last_name")
-    def column(obj: Any) -> str:
-        return person_name(getattr(obj, field))
-
-    column.__name__ = f"{field}_name"
-    return column
 
 
 class ParentAwareInlineFormSet(BaseInlineFormSet):
@@ -146,7 +134,15 @@ class SlipAlertInline(OrderScopedInline, admin.TabularInline):
     """The order's alert history, read-only: alerts are facts the scan records."""
 
     model = SlipAlert
-    fields = ["detected_at", "code", "severity", "message", "notified_at", "acknowledged"]
+    fields = [
+        "detected_at",
+        "code",
+        "severity",
+        "status",
+        "message",
+        "closed_reason",
+        "acknowledged",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -198,7 +194,7 @@ class PurchaseOrderAdmin(
     list_display = [
         "po_number",
         "vendor",
-        _person("buyer"),
+        person_column("buyer"),
         "status",
         "gpu_summary",
         "baseline_date",
@@ -239,9 +235,7 @@ class PurchaseOrderAdmin(
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PurchaseOrder]:
         lines = OrderLine.objects.select_related("gpu_model").order_by("id")
-        unacknowledged = SlipAlert.objects.filter(acknowledged_at__isnull=True).only(
-            "order_id", "code"
-        )
+        unacknowledged = SlipAlert.objects.filter(open_alert_q()).only("order_id", "code")
         return (
             super()
             .get_queryset(request)
@@ -367,7 +361,7 @@ class DeliveryQuoteAdmin(SafeAdminMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin)
         "quoted_on",
         "delivery_date",
         "source",
-        _person("recorded_by"),
+        person_column("recorded_by"),
     ]
     list_filter = ["order__vendor", "quoted_on"]
     list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]
@@ -397,7 +391,7 @@ class DeliveryQuoteAdmin(SafeAdminMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin)
 
 @admin.register(Delivery)
 class DeliveryAdmin(SafeAdminMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin):
-    list_display = ["order", "line", "quantity", "delivered_on", _person("recorded_by")]
+    list_display = ["order", "line", "quantity", "delivered_on", person_column("recorded_by")]
     list_filter = ["order__vendor", "delivered_on"]
     list_select_related = ["order", "line__gpu_model", "line__order", "recorded_by"]
     search_fields = ["order__po_number"]
@@ -428,52 +422,42 @@ class DeliveryAdmin(SafeAdminMixin, OrderScopedAdmin, ReadOnlyHistoryAdmin):
 
 
 @admin.register(SlipAlert)
-class SlipAlertAdmin(SafeAdminMixin, OrderScopedAdmin):
-    """Alerts are recorded by the scan; people only acknowledge them."""
+class SlipAlertAdmin(AlertAdminMixin, OrderScopedAdmin):
+    """Alerts are recorded by the scan; people only acknowledge open ones. Open ones are
+    listed unless the status filter asks for the superseded or resolved history."""
 
     list_display = [
         "order",
         "vendor",
         "code",
         "severity",
-        "message",
+        "status",
         "detected_at",
-        "notified_at",
-        "acknowledged_at",
-        _person("acknowledged_by"),
+        *ALERT_COLUMNS,
+        "closed_at",
+        "closed_reason",
     ]
     list_filter = [
+        AlertStatusFilter,
         "code",
         "severity",
         ("order__vendor", admin.RelatedOnlyFieldListFilter),
-        AcknowledgedFilter,
+        *ALERT_FILTERS,
     ]
     list_select_related = ["order__vendor", "acknowledged_by"]
     search_fields = ["order__po_number", "order__vendor__name", "message"]
     date_hierarchy = "detected_at"
     # The acknowledge action needs change permission (procurement managers) on the alert's
     # order; every field stays read-only.
-    actions = ["acknowledge"]
-    readonly_fields = [f.name for f in SlipAlert._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not obj.is_open:  # superseded or resolved: history
+            return False
+        return super().has_change_permission(request, obj)
 
     @admin.display(ordering="order__vendor__name")
     def vendor(self, alert: SlipAlert) -> Vendor:
         return alert.order.vendor
-
-    @admin.action(
-        description="Acknowledge selected alerts (stops reminders)", permissions=["change"]
-    )
-    def acknowledge(self, request: HttpRequest, queryset: QuerySet[SlipAlert]) -> None:
-        count = alerts.alerts_acknowledge(
-            alert_ids=list(queryset.values_list("pk", flat=True)), user=request.user
-        )
-        self.message_user(request, f"Acknowledged {count} alert(s).")
 
 
 @admin.register(OutboxEmail)

@@ -11,15 +11,18 @@ values out of the lookup, or refuses the action with a message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field, QuerySet
 from django.http import HttpRequest, HttpResponse
+
+from orders.people import person_name
 
 
 def _can_look_up(target: Field, value: Any, using: str | None) -> bool:
@@ -98,3 +101,15 @@ class SafeActionsMixin:
 
 class SafeAdminMixin(SafeAutocompleteMixin, SafeActionsMixin):
     """Both, for every ModelAdmin of the tracker."""
+
+
+def person_column(field: str) -> Callable[[Any], str]:
+    """A list column naming the person in `field` by full name (a bare foreign key would show
+    the user name)."""
+
+    @admin.display(description=field.replace("_", " "), ordering=f"{field}__last_name")
+    def column(obj: Any) -> str:
+        return person_name(getattr(obj, field))
+
+    column.__name__ = f"{field}_name"
+    return column

@@ -16,8 +16,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from orders import alerts, exposure, permissions, services
-from orders.admin_filters import AcknowledgedFilter
+from orders import exposure, permissions, services
+from orders.admin_alerts import ALERT_COLUMNS, ALERT_FILTERS, AlertAdminMixin
 from orders.admin_history import ReadOnlyHistoryAdmin
 from orders.admin_import import CsvImportAdminMixin
 from orders.admin_input import SafeAdminMixin
@@ -152,50 +152,21 @@ class ExchangeRateAdmin(SafeAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(PriceAlert)
-class PriceAlertAdmin(SafeAdminMixin, admin.ModelAdmin):
+class PriceAlertAdmin(AlertAdminMixin, admin.ModelAdmin):
     """Recorded by the price scan; people only acknowledge them."""
 
-    list_display = [
-        "detected_at",
-        "gpu_model",
-        "vendor",
-        "rise_percent",
-        "message",
-        "notified_at",
-        "acknowledged_at",
-        "acknowledged_by",
-    ]
-    list_filter = [
-        "gpu_model",
-        ("vendor", admin.RelatedOnlyFieldListFilter),
-        AcknowledgedFilter,
-    ]
+    alert_noun = "price alert"
+    list_display = ["detected_at", "gpu_model", "vendor", "rise_percent", *ALERT_COLUMNS]
+    list_filter = ["gpu_model", ("vendor", admin.RelatedOnlyFieldListFilter), *ALERT_FILTERS]
     list_select_related = ["gpu_model", "vendor", "acknowledged_by"]
     search_fields = ["vendor__name", "gpu_model__name", "message"]
-    actions = ["acknowledge"]
-    readonly_fields = [f.name for f in PriceAlert._meta.fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PriceAlert]:
         # Its message names both prices: only alerts about prices the user may see.
         return permissions.visible_price_alerts(super().get_queryset(request), request.user)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("orders.change_pricealert")
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.action(description="Acknowledge selected price alerts", permissions=["change"])
-    def acknowledge(self, request: HttpRequest, queryset: QuerySet[PriceAlert]) -> None:
-        count = alerts.alerts_acknowledge(
-            alert_ids=list(queryset.values_list("pk", flat=True)),
-            user=request.user,
-            model=PriceAlert,
-        )
-        self.message_user(request, f"Acknowledged {count} price alert(s).")
 
 
 class ScorecardChangeList(ChangeList):

@@ -1,5 +1,6 @@
-"""The slip scan: judge each open order's current state and record new findings as alerts;
-then, as a step of its own before the digests, note who must hear about them.
+"""The slip scan: judge each open order's current state, record new findings as alerts and
+close the alerts they replace or that no longer hold; then, as a step of its own before the
+digests, note who must hear about them (open alerts only).
 
 It judges state, not events: after a worker outage of any length the next scan raises every
 alert that was missed. It is set-based (a fixed number of queries per batch of orders) and safe
@@ -16,12 +17,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orders.bulk import insert_ignoring_conflicts, insert_notices
+from orders.bulk import insert_ignoring_conflicts, insert_notices, update_by_pk
 from orders.dates import today as local_today
 from orders.models import (
     AlertNotice,
@@ -34,7 +35,9 @@ from orders.models import (
 )
 from orders.price_rules import PRICE_RISE
 from orders.quotas import team_notices_create
-from orders.slips import Thresholds, judge
+from orders.slips import Code, Thresholds, cleared_reason, judge
+
+OPEN = SlipAlert.Status.OPEN
 
 
 @dataclass
@@ -45,11 +48,15 @@ class ScanResult:
     notices: int = 0
     email_ids: list[int] = field(default_factory=list)
     untold: int = 0  # open alerts nobody may be told of (full scans only)
+    closed: Counter[str] = field(default_factory=Counter)  # alerts superseded / resolved
+    reopened: int = 0
 
     def merge(self, other: ScanResult) -> None:
         self.orders += other.orders
         self.findings.update(other.findings)
         self.new_alerts.update(other.new_alerts)
+        self.closed.update(other.closed)
+        self.reopened += other.reopened
         self.notices += other.notices
         self.email_ids += other.email_ids
 
@@ -58,6 +65,9 @@ class ScanResult:
             "orders": self.orders,
             "findings": dict(self.findings),
             "new_alerts": sum(self.new_alerts.values()),
+            "superseded": self.closed[SlipAlert.Status.SUPERSEDED],
+            "resolved": self.closed[SlipAlert.Status.RESOLVED],
+            "reopened": self.reopened,
             "notices": self.notices,
             "emails": len(self.email_ids),
             "untold_alerts": self.untold,
@@ -79,7 +89,9 @@ def scan_orders(
     batch_size: int | None = None,
     workers: int | None = None,
 ) -> ScanResult:
-    """Evaluate the rules on open orders (all, or the given ones) and record new alerts.
+    """Evaluate the rules on open orders (all, or the given ones): record new alerts,
+    supersede the open ones they replace, resolve those whose finding no longer holds, and
+    resolve the open alerts of (those of the given) orders that are no longer open.
 
     With `workers` > 1 (SLIP_SCAN_WORKERS) on PostgreSQL, batches run on that many threads,
     each with its own connection and transaction, so one batch's SQL overlaps another's
@@ -90,6 +102,8 @@ def scan_orders(
     batch_size = batch_size or settings.SLIP_SCAN_BATCH_SIZE
     workers = workers or settings.SLIP_SCAN_WORKERS
     result = ScanResult()
+    with transaction.atomic():
+        result.closed.update(_resolve_alerts_of_closed_orders(order_ids))
     batches = _batches(order_ids, batch_size)
     if workers <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
         for batch, size in batches:
@@ -242,56 +256,163 @@ def _scan_batch_on_own_connection(
 def _scan_batch(
     batch: Batch, size: int, today: date, limits: Thresholds, result: ScanResult
 ) -> None:
-    """Two reads (earlier alerts, schedules) and at most one write (new alerts). Who must
-    hear of them is decided when the digests are built (`alert_notices_create`)."""
+    """Two reads (open alerts, schedules; a third for quote dates when alerts close) and a
+    few writes, each one statement whatever the batch's size: open alerts a newer
+    finding replaces become superseded, open alerts whose finding no longer holds become
+    resolved, then the new alerts are inserted (and a closed alert a finding brings back, on
+    the same quote, is opened again). Who must hear of them is decided when the digests are
+    built (`alert_notices_create`)."""
     first, last, ids = batch
     scope = Q(order_id__gte=first, order_id__lte=last)
     if ids is not None:
         scope &= Q(order_id__in=ids)
-    # The latest date already alerted per (order, code): a re-quote that is not later than it
-    # is not a new fact, so nobody is told the same thing twice.
-    alerted = {
-        (order_id, code): latest
-        for order_id, code, latest in SlipAlert.objects.filter(scope)
-        .values("order_id", "code")
-        .annotate(latest=Max("quote__delivery_date"))
-        .values_list("order_id", "code", "latest")
+    # Each order's open alert per rule, with the date it was raised for: a re-quote that is
+    # not later than it is not a new fact, so nobody is told the same thing twice.
+    held: dict[int, dict[str, tuple[int, int, date]]] = defaultdict(dict)
+    for pk, order_id, code, quote_id, alerted in (
+        SlipAlert.objects.filter(scope, status=OPEN)
+        .values_list("pk", "order_id", "code", "quote_id", "quote__delivery_date")
         .order_by()
-    }
+    ):
+        held[order_id][code] = (pk, quote_id, alerted)
     new_alerts = []
+    # (alert id, current quote id, whether that quote is the alert's own, why it closed)
+    superseded: list[tuple[int, int, bool, str]] = []
+    resolved: list[tuple[int, int, bool, str]] = []
     findings = result.findings
     for order_id, placed_on, need_by, baseline, current, quote_id, received in order_schedules(
         batch
     ):
-        for finding in judge(
-            placed_on=placed_on,
-            baseline=baseline,
-            current=current,
-            current_quote_id=quote_id,
-            need_by=need_by,
-            fully_received=bool(received),
-            today=today,
-            thresholds=limits,
-        ):
+        open_here = held.pop(order_id, {})
+        facts: dict[str, Any] = {
+            "placed_on": placed_on,
+            "baseline": baseline,
+            "current": current,
+            "need_by": need_by,
+            "fully_received": bool(received),
+            "today": today,
+            "thresholds": limits,
+        }
+        for finding in judge(current_quote_id=quote_id, **facts):
             code = finding.code
             findings[code] += 1
-            previous = alerted.get((order_id, code))
-            if previous is not None and current <= previous:
+            previous = open_here.pop(code.value, None)
+            if previous is not None and current <= previous[2]:
                 continue
             new_alerts.append(
                 (order_id, code.value, finding.severity.value, quote_id, finding.message)
             )
+            if previous is not None:
+                superseded.append(
+                    (previous[0], quote_id, False, f"delivery now {current.isoformat()}")
+                )
+        for code, (pk, alert_quote_id, _) in open_here.items():  # no longer found
+            why = cleared_reason(Code(code), **facts)
+            resolved.append((pk, quote_id, alert_quote_id == quote_id, why))
     result.orders += size
-    # A concurrent scan may insert the same alert first: only what this one inserted comes
-    # back, so each alert is counted exactly once.
+    now = timezone.now()
+    for status, closing in (
+        (SlipAlert.Status.SUPERSEDED, superseded),
+        (SlipAlert.Status.RESOLVED, resolved),
+    ):
+        # Only alerts still open: a concurrent scan may have closed them first.
+        closed = update_by_pk(
+            SlipAlert,
+            "closed_reason",
+            _closed_reasons(closing, today),
+            constants={"status": status, "closed_at": now},
+            only_if={"status": OPEN},
+        )
+        result.closed[status] += closed
+    # Superseded first, so the partial unique index (one open alert per order and rule)
+    # takes the new ones. A concurrent scan may insert the same alert first: only what this
+    # one inserted comes back, so each alert is counted exactly once.
     created = insert_ignoring_conflicts(
         SlipAlert,
         columns=("order_id", "code", "severity", "quote_id", "message"),
         rows=new_alerts,
-        constants={"detected_at": timezone.now()},
-        returning=("code",),
+        constants={"detected_at": now},
+        returning=("order_id", "code"),
     )
-    result.new_alerts.update(code for (code,) in created)
+    result.new_alerts.update(code for _, code in created)
+    inserted = set(created)
+    _reopen(
+        [
+            (order_id, code, quote_id)
+            for order_id, code, _, quote_id, _ in new_alerts
+            if (order_id, code) not in inserted
+        ],
+        result,
+    )
+
+
+def _closed_reasons(
+    closing: list[tuple[int, int, bool, str]], today: date
+) -> list[tuple[int, str]]:
+    """(alert id, reason) for each alert to close: "re-quoted <date>: <why>" when the current
+    quote is another than the alert's, "re-judged <today>: <why>" when only time, need-by or
+    receipts changed. One query, for the quotes' dates."""
+    if not closing:
+        return []
+    quoted_on = dict(
+        DeliveryQuote.objects.filter(
+            pk__in={quote_id for _, quote_id, same, _ in closing if not same}
+        ).values_list("pk", "quoted_on")
+    )
+    field = SlipAlert._meta.get_field("closed_reason")
+    return [
+        (
+            pk,
+            (
+                f"re-judged {today.isoformat()}: {why}"
+                if same
+                else f"re-quoted {quoted_on[quote_id].isoformat()}: {why}"
+            )[: field.max_length],
+        )
+        for pk, quote_id, same, why in closing
+    ]
+
+
+def _reopen(rows: list[tuple[int, str, int]], result: ScanResult) -> None:
+    """Open again the closed alerts of (order, code, quote) a finding holds for once more (a
+    receipt undone, a need-by date moved back): the same fact on the same quote, so the same
+    alert. Rows a concurrent scan inserted are open already and left alone."""
+    if not rows:
+        return
+    match = Q()
+    for order_id, code, quote_id in rows:
+        match |= Q(order_id=order_id, code=code, quote_id=quote_id)
+    try:
+        # A savepoint: if another scan opened an alert for the rule meanwhile, the partial
+        # unique index refuses this, which is the "at most one open" wanted.
+        with transaction.atomic():
+            reopened = (
+                SlipAlert.objects.filter(match)
+                .exclude(status=OPEN)
+                .update(status=OPEN, closed_at=None, closed_reason="")
+            )
+    except IntegrityError:
+        return
+    result.reopened += reopened
+
+
+def _resolve_alerts_of_closed_orders(order_ids: list[int] | None) -> Counter[str]:
+    """Resolve the open alerts of orders that are no longer open (received, cancelled, back
+    to draft): nothing about their delivery is news any more. One UPDATE per such status."""
+    closed: Counter[str] = Counter()
+    now = timezone.now()
+    for status in PurchaseOrder.Status:
+        if status in PurchaseOrder.OPEN_STATUSES:
+            continue
+        alerts = SlipAlert.objects.filter(status=OPEN, order__status=status)
+        if order_ids is not None:
+            alerts = alerts.filter(order_id__in=order_ids)
+        closed[SlipAlert.Status.RESOLVED] += alerts.update(
+            status=SlipAlert.Status.RESOLVED,
+            closed_at=now,
+            closed_reason=f"order {status.label.lower()}",
+        )
+    return closed
 
 
 @transaction.atomic  # buyers' and team leads' notices together, or neither
@@ -306,7 +427,8 @@ def alert_notices_create(*, order_ids: Collection[int] | None = None) -> int:
     stays untold and is looked at again next time, so a watcher added later hears of it.
     Alerts go in pk order: two runs at once insert in the same order, so the one that waits
     on the other's notice never holds one the other needs."""
-    untold = SlipAlert.objects.filter(notified_at__isnull=True).exclude(
+    # Open ones only: one superseded or resolved before anyone heard of it is not news.
+    untold = SlipAlert.objects.filter(notified_at__isnull=True, status=OPEN).exclude(
         Exists(AlertNotice.objects.filter(alert=OuterRef("pk"), round=0))
     )
     if order_ids is not None:
@@ -358,8 +480,8 @@ def order_recipients(
 
 
 def escalate(*, today: date | None = None) -> int:
-    """Notices for alerts still unacknowledged after each SLIP_ESCALATE_DAYS period, once per
-    period, to the buyer and the procurement managers."""
+    """Notices for alerts still open and unacknowledged after each SLIP_ESCALATE_DAYS period,
+    once per period, to the buyer and the procurement managers."""
     today = today or local_today()
     period = settings.SLIP_ESCALATE_DAYS
     if period <= 0:
@@ -368,6 +490,7 @@ def escalate(*, today: date | None = None) -> int:
     managers = [(None, email) for email in settings.PROCUREMENT_MANAGERS]
     stale = (
         SlipAlert.objects.filter(
+            status=OPEN,  # a superseded or resolved alert is no longer worth a reminder
             acknowledged_at__isnull=True,
             detected_at__lt=first_due,
             order__status__in=PurchaseOrder.OPEN_STATUSES,
@@ -440,7 +563,9 @@ def alerts_acknowledge(
     *, alert_ids: list[int], user: Any, model: type[SlipAlert | PriceAlert] = SlipAlert
 ) -> int:
     """Mark alerts (slip or price) as seen; escalation stops for them. Already acknowledged
-    ones keep who/when."""
-    return model.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True).update(
-        acknowledged_by=user, acknowledged_at=timezone.now()
-    )
+    ones keep who/when; superseded and resolved slip alerts are history and stay as they are.
+    Returns how many were acknowledged."""
+    alerts = model.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True)
+    if model is SlipAlert:
+        alerts = alerts.filter(status=OPEN)
+    return alerts.update(acknowledged_by=user, acknowledged_at=timezone.now())

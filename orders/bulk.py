@@ -120,10 +120,21 @@ def insert_notices(
     )
 
 
-def update_by_pk(model: type[models.Model], column: str, pairs: Sequence[tuple[int, Any]]) -> int:
+def update_by_pk(
+    model: type[models.Model],
+    column: str,
+    pairs: Sequence[tuple[int, Any]],
+    *,
+    constants: Mapping[str, Any] | None = None,
+    only_if: Mapping[str, Any] | None = None,
+) -> int:
     """Set `column` to a value per row, given as (pk, value) pairs, in one UPDATE whatever
     their number; returns how many rows changed. Django's `bulk_update` writes one CASE
-    WHEN per row into each statement, which grows quadratically with the batch size."""
+    WHEN per row into each statement, which grows quadratically with the batch size.
+
+    `constants`: other columns set to the same value on every row. `only_if`: column values
+    a row must still have to be changed (a concurrent writer may have changed it since it
+    was read)."""
     if not pairs:
         return 0
     meta = model._meta
@@ -133,12 +144,21 @@ def update_by_pk(model: type[models.Model], column: str, pairs: Sequence[tuple[i
     source, _ = _json_rows(vendor)  # UPDATE ... FROM: SQLite 3.33 and later
     pk_value, new_value = _json_value(0, meta.pk, vendor), _json_value(1, target, vendor)
     table = quote(meta.db_table)
-    sql = (
-        f"UPDATE {table} SET {quote(target.column)} = {new_value} FROM {source} "
-        f"WHERE {table}.{quote(meta.pk.column)} = {pk_value}"
-    )
+    sets = [f"{quote(target.column)} = {new_value}"]
+    params: list[Any] = []
+    for name, value in (constants or {}).items():
+        field = meta.get_field(name)
+        sets.append(f"{quote(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    params.append(json.dumps(list(pairs), default=_json_default))
+    conditions = [f"{table}.{quote(meta.pk.column)} = {pk_value}"]
+    for name, value in (only_if or {}).items():
+        field = meta.get_field(name)
+        conditions.append(f"{table}.{quote(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    sql = f"UPDATE {table} SET {', '.join(sets)} FROM {source} WHERE {' AND '.join(conditions)}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [json.dumps(list(pairs), default=_json_default)])
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 

@@ -32,6 +32,7 @@ from orders.models import (
     PurchaseOrder,
     SlipAlert,
     Vendor,
+    open_alert_q,
 )
 from orders.price_rules import PricePoint, PriceRise, price_change
 from orders.querysets import DaysBetween
@@ -81,7 +82,7 @@ def slipping_orders(selection: Selection) -> QuerySet[PurchaseOrder]:
 def slipping_orders_for_display(selection: Selection) -> QuerySet[PurchaseOrder]:
     """`slipping_orders` with what a table row shows: vendor, buyer, lines with GPU models
     and the open alert codes (three queries in all)."""
-    open_alerts = SlipAlert.objects.filter(acknowledged_at__isnull=True).order_by("code")
+    open_alerts = SlipAlert.objects.filter(open_alert_q()).order_by("code")
     return (
         slipping_orders(selection)
         .select_related("vendor", "buyer")
@@ -129,7 +130,7 @@ def open_alert_counts(selection: Selection) -> AlertSummary:
     counted = {
         (row["code"], row["severity"]): row
         for row in SlipAlert.objects.filter(
-            acknowledged_at__isnull=True,
+            open_alert_q(),
             order__in=open_orders(selection).order_by().values("pk"),
         )
         .values("code", "severity")

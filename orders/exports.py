@@ -28,10 +28,18 @@ from typing import Any, NamedTuple
 from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connection, transaction
-from django.db.models import FilteredRelation, Q, QuerySet
+from django.db.models import FilteredRelation, QuerySet
 
 from orders.csv_format import ORDER_COLUMNS, ORDER_DERIVED, QUOTE_COLUMNS
-from orders.models import DeliveryQuote, GpuModel, OrderLine, PurchaseOrder, SlipAlert, Vendor
+from orders.models import (
+    DeliveryQuote,
+    GpuModel,
+    OrderLine,
+    PurchaseOrder,
+    SlipAlert,
+    Vendor,
+    open_alert_q,
+)
 from orders.slips import Code, line_schedule
 
 CHUNK_SIZE = 2000  # rows per database round trip
@@ -204,7 +212,7 @@ def order_rows(orders: QuerySet[PurchaseOrder], *, csv_fields: bool = False) -> 
     quotes = selected.order_by("po_number", "pk", "quotes__quoted_on", "quotes__id").values_list(
         "pk", "quotes__line_id", "quotes__delivery_date"
     )
-    open_alert = FilteredRelation("alerts", condition=Q(alerts__acknowledged_at__isnull=True))
+    open_alert = FilteredRelation("alerts", condition=open_alert_q("alerts__"))
     alerts = (
         selected.annotate(open_alert=open_alert)
         .order_by("po_number", "pk")
@@ -431,7 +439,7 @@ CROSS JOIN LATERAL (
 LEFT JOIN (
     SELECT order_id, bit_or(CASE code {code_bits} END) AS codes
     FROM {table[SlipAlert]}
-    WHERE acknowledged_at IS NULL{of_orders}
+    WHERE status = %s AND acknowledged_at IS NULL{of_orders}
     GROUP BY order_id
 ) a ON a.order_id = o.id
 ORDER BY o.po_number, l.id"""
@@ -442,6 +450,7 @@ ORDER BY o.po_number, l.id"""
         *of_orders_params,  # order-level quotes
         *of_orders_params,  # line-level quotes
         *codes,
+        SlipAlert.Status.OPEN,  # open_alert_q, as the Python walk reads it
         *of_orders_params,  # alerts
     ]
     return sql, params

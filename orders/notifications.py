@@ -29,6 +29,7 @@ from orders.models import (
     SlipAlert,
     TeamSlipNotice,
 )
+from orders.models.alerts import SKIPPED_ALERT_CLOSED
 from orders.prices import price_alerts_hidden, price_recipients
 from orders.quotas import TeamBlock, team_slips
 from orders.slips import RANK, worst
@@ -161,6 +162,7 @@ def build_digests() -> list[int]:
                 "alert_id",
                 "alert__order_id",
                 "alert__code",
+                "alert__status",
                 "price_alert_id",
                 "recipient_id",
                 "recipient_email",
@@ -178,7 +180,7 @@ def build_digests() -> list[int]:
         price_alerts = {
             a.pk: a
             for a in PriceAlert.objects.filter(
-                pk__in={p[4] for p in pending if p[4] is not None}
+                pk__in={p[5] for p in pending if p[5] is not None}
             ).select_related("vendor", "gpu_model", "price", "low")
         }
         # Checked again at send time: access may have changed since the alert was found.
@@ -207,7 +209,18 @@ def build_digests() -> list[int]:
         # Per digest, per round kind (new, reminder): order id -> [(alert id, code)].
         slips: dict[tuple[str, bool], dict[int, list[tuple[int, str]]]] = defaultdict(dict)
         skipped: list[int] = []
-        for notice_id, alert_id, order_id, code, price_alert_id, user_id, email, round_ in pending:
+        closed: list[int] = []
+        for (
+            notice_id,
+            alert_id,
+            order_id,
+            code,
+            alert_status,
+            price_alert_id,
+            user_id,
+            email,
+            round_,
+        ) in pending:
             if price_alert_id is not None:
                 price_alert = price_alerts[price_alert_id]
                 if user_id is not None and (
@@ -220,6 +233,9 @@ def build_digests() -> list[int]:
                 digest.prices.append(price_alert)
                 digest.notice_ids.append(notice_id)
                 continue
+            if alert_status != SlipAlert.Status.OPEN:  # replaced or no longer true
+                closed.append(notice_id)
+                continue
             if user_id is not None and user_id not in allowed.get(order_id, set()):
                 skipped.append(notice_id)
                 continue
@@ -229,6 +245,8 @@ def build_digests() -> list[int]:
         _add_order_blocks(digests, slips)
         if skipped:
             AlertNotice.objects.filter(pk__in=skipped).update(skipped_reason=SKIPPED_NO_ACCESS)
+        if closed:
+            AlertNotice.objects.filter(pk__in=closed).update(skipped_reason=SKIPPED_ALERT_CLOSED)
         if team_pending:
             _add_team_slips(digests, team_pending)
         emails = OutboxEmail.objects.bulk_create([_render(d) for d in digests.values()])

@@ -69,10 +69,11 @@ def _line_model() -> type[models.Model]:
     return OrderLine
 
 
-def _alert_model() -> type[models.Model]:
-    from orders.models import SlipAlert
+def _open_alerts() -> models.QuerySet:
+    """SlipAlert.objects.filter(open_alert_q()): what every page calls open alerts."""
+    from orders.models.alerts import SlipAlert, open_alert_q
 
-    return SlipAlert
+    return SlipAlert.objects.filter(open_alert_q())
 
 
 def _quote_date(applicable: Q, *, latest: bool) -> Subquery:
@@ -88,7 +89,8 @@ def _count(queryset: models.QuerySet) -> Subquery:
 
 
 def _open_alert_codes(order_ref: str) -> Subquery:
-    """The order's unacknowledged alert codes, distinct, sorted and ';'-joined ('' when none).
+    """The order's open alert codes (`open_alert_q`: open and unacknowledged), distinct,
+    sorted and ';'-joined ('' when none).
 
     One MAX(CASE ...) per known code, concatenated in sorted order, rather than STRING_AGG /
     GROUP_CONCAT: SQLite (3.40 here) cannot order inside group_concat, so this is the one
@@ -108,8 +110,8 @@ def _open_alert_codes(order_ref: str) -> Subquery:
         for code in sorted(Code)
     ]
     alerts = (
-        _alert_model()
-        .objects.filter(order_id=OuterRef(order_ref), acknowledged_at__isnull=True)
+        _open_alerts()
+        .filter(order_id=OuterRef(order_ref))
         .order_by()
         # A non-aggregate Func keeps GROUP BY out: one row per outer row, even with no alerts.
         .annotate(codes=Substr(Concat(*parts, output_field=CharField()), 2))

@@ -39,6 +39,8 @@ from orders.models import (
     Team,
     TeamSlipNotice,
 )
+from orders.models.alerts import SKIPPED_ALERT_CLOSED
+from orders.models.quotas import COUNTS_AGAINST_QUOTA
 from orders.permissions import may_see_order_q
 from orders.slips import RANK
 
@@ -238,11 +240,11 @@ def allocations_with_availability(
 
 
 def quotas_with_usage(quotas: QuerySet[Quota] | None = None) -> QuerySet[Quota]:
-    """Quotas annotated with allocated (GPUs promised under them), received (of those, GPUs
-    that arrived), pending (allocated - received) and remaining (quota - allocated). One
-    query whatever the number of quotas."""
+    """Quotas annotated with allocated (GPUs promised under them, cancelled orders' left out:
+    `COUNTS_AGAINST_QUOTA`), received (of those, GPUs that arrived), pending (allocated -
+    received) and remaining (quota - allocated). One query whatever the number of quotas."""
     quotas = Quota.objects.all() if quotas is None else quotas
-    under_quota = Allocation.objects.filter(quota_id=OuterRef("pk"))
+    under_quota = Allocation.objects.filter(COUNTS_AGAINST_QUOTA, quota_id=OuterRef("pk"))
     return quotas.annotate(
         allocated=Coalesce(_total(under_quota, "gpus"), 0),
         received=Coalesce(_total(allocations_with_availability(under_quota), "received"), 0),
@@ -423,6 +425,9 @@ def team_slips(
     skipped: dict[int, str] = {}
     for notice_id, alert_id, team_id, recipient_id in notices:
         alert, team = alerts[alert_id], teams[team_id]
+        if not alert.is_open:  # replaced or no longer true since the notice was noted
+            skipped[notice_id] = SKIPPED_ALERT_CLOSED
+            continue
         lead = team.lead
         if lead.pk != recipient_id or not lead.is_active or not lead.email:
             skipped[notice_id] = SKIPPED_NOT_LEAD

@@ -44,6 +44,7 @@ from orders.models import (
     PurchaseOrder,
     SlipAlert,
     Vendor,
+    open_alert_q,
 )
 from orders.prices import price_changes
 
@@ -69,7 +70,7 @@ def _orders_by_vendor() -> QuerySet[PurchaseOrder]:
         .annotate(last=Max("delivered_on"))
         .values("last")
     )
-    open_alert = SlipAlert.objects.filter(order_id=OuterRef("pk"), acknowledged_at__isnull=True)
+    open_alert = SlipAlert.objects.filter(open_alert_q(), order_id=OuterRef("pk"))
     received = Q(status=PurchaseOrder.Status.RECEIVED, received_on__isnull=False)
     return (
         PurchaseOrder.objects.exclude(status=PurchaseOrder.Status.DRAFT)

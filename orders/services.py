@@ -179,7 +179,8 @@ def delivery_remove(*, delivery: Delivery, removed_by: AbstractBaseUser | None =
 
 def order_sync_status_with_receipts(*, order: PurchaseOrder) -> PurchaseOrder:
     """Set received / partially received from what has arrived. Drafts and cancelled orders
-    keep their status: a receipt does not un-cancel an order."""
+    keep their status: a receipt does not un-cancel an order. A change of status queues a
+    slip check of the order once the transaction commits, as a new quote does."""
     if order.status in (Status.DRAFT, Status.CANCELLED):
         return order
     # Two aggregates: one join over lines and deliveries would count a line once per receipt.
@@ -196,6 +197,8 @@ def order_sync_status_with_receipts(*, order: PurchaseOrder) -> PurchaseOrder:
     if new_status != order.status:
         order.status = new_status
         order.save(update_fields=["status", "updated_at"])
+        # Received (or back to open): its alerts are re-judged, resolved or reopened.
+        orders_check_after_commit(order_ids=[order.pk])
     return order
 
 

@@ -247,6 +247,45 @@ def judge(
     return found
 
 
+def cleared_reason(
+    code: Code,
+    *,
+    placed_on: date,
+    baseline: date,
+    current: date,
+    need_by: date | None,
+    fully_received: bool,
+    today: date,
+    thresholds: Thresholds,
+) -> str:
+    """Why the rule `code` no longer holds for this schedule (the one `judge()` found it
+    absent from), in the buyer's words, e.g. "delivery now 2026-04-10, not past need-by
+    2026-04-30"."""
+    cur_lead = (current - placed_on).days
+    if code is Code.PAST_NEED_BY:
+        if need_by is None:
+            return "the need-by date was removed"
+        return f"delivery now {current.isoformat()}, not past need-by {need_by.isoformat()}"
+    if code is Code.OVERDUE:
+        if fully_received:
+            return "fully received"
+        return f"delivery now {current.isoformat()}, not overdue on {today.isoformat()}"
+    if code is Code.LEAD_TIME_MULTIPLIED:
+        return (
+            f"lead time now {cur_lead} days, under {thresholds.lead_time_factor:g}x the "
+            f"first quote's {(baseline - placed_on).days}"
+        )
+    if code is Code.DECEMBER_DELIVERY:
+        watched = _next_watched_month_start(
+            baseline.year, baseline.month, thresholds.watched_months
+        )
+        if watched is None:
+            return "no month is watched any more"
+        month = f"{calendar.month_name[watched.month]} {watched.year}"
+        return f"delivery now {current.isoformat()}, before {month}"
+    return f"lead time now {cur_lead} days, under the {thresholds.lead_time_limit_days}-day limit"
+
+
 def worst(codes: Iterable[str]) -> Code | None:
     ranked = sorted((Code(c) for c in codes), key=RANK.__getitem__)
     return ranked[0] if ranked else None

@@ -1,4 +1,4 @@
-from orders.models.alerts import AlertNotice, OutboxEmail, ScanRun, SlipAlert
+from orders.models.alerts import AlertNotice, OutboxEmail, ScanRun, SlipAlert, open_alert_q
 from orders.models.prices import ExchangeRate, PriceAlert, PriceQuote
 from orders.models.procurement import (
     Delivery,
@@ -34,4 +34,5 @@ __all__ = [
     "Vendor",
     "VendorKind",
     "currency_validator",
+    "open_alert_q",
 ]

@@ -1,7 +1,9 @@
 """What the slip scan found, who must be told, and the email outbox that tells them once.
 
-SlipAlert: one per (order, rule, triggering quote); the unique constraint is what makes
-concurrent or repeated scans harmless. AlertNotice: one alert for one recipient in one round
+SlipAlert: one per (order, rule, triggering quote), and at most one OPEN per (order, rule);
+the unique constraints are what make concurrent or repeated scans harmless. A newer finding
+for a rule supersedes the open one; a finding that no longer holds is resolved. Both stay as
+history, with when and why they were closed. AlertNotice: one alert for one recipient in one round
 (0 when found, n for the nth escalation), unique likewise. OutboxEmail: one digest for one
 recipient; claimed READY -> SENDING by exactly one sender, SENT only once the SMTP server
 accepted it.
@@ -22,6 +24,11 @@ from orders.slips import Code, Severity
 
 
 class SlipAlert(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        SUPERSEDED = "superseded", "Superseded"
+        RESOLVED = "resolved", "Resolved"
+
     Code = models.TextChoices(
         "Code", [(c.name, (c.value, c.value.replace("_", " "))) for c in Code]
     )
@@ -54,6 +61,12 @@ class SlipAlert(models.Model):
         db_index=False,  # a partial index below: new alerts are never acknowledged yet
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # Database defaults as well: the scan's bulk INSERT names only the columns it finds.
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.OPEN, db_default=Status.OPEN
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-detected_at", "-id"]
@@ -61,6 +74,21 @@ class SlipAlert(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["order", "code", "quote"], name="slipalert_one_per_order_code_quote"
+            ),
+            # Partial: closed alerts are history, any number of them.
+            models.UniqueConstraint(
+                fields=["order", "code"],
+                condition=Q(status="open"),
+                name="slipalert_one_open_per_order_code",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "superseded", "resolved"]),
+                name="slipalert_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", closed_at__isnull=True)
+                | (~Q(status="open") & Q(closed_at__isnull=False)),
+                name="slipalert_closed_has_time",
             ),
             models.CheckConstraint(
                 condition=Q(code__in=[c.value for c in Code]), name="slipalert_code_valid"
@@ -89,6 +117,22 @@ class SlipAlert(models.Model):
     @property
     def is_acknowledged(self) -> bool:
         return self.acknowledged_at is not None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+# Why a notice about a slip alert was not sent: the alert closed before its digest was built.
+SKIPPED_ALERT_CLOSED = "the alert was superseded or resolved before it was sent"
+
+
+def open_alert_q(prefix: str = "") -> Q:
+    """Slip alerts that are still news: open (their finding holds for the order's current
+    schedule) and nobody acknowledged them. `prefix` reaches them through a relation
+    ("alerts__" from an order). What the dashboard, exports, scorecards and order lists
+    call "open alerts"."""
+    return Q(**{f"{prefix}status": SlipAlert.Status.OPEN, f"{prefix}acknowledged_at__isnull": True})
 
 
 def new_message_id() -> str:

@@ -22,6 +22,11 @@ from orders.models.alerts import OutboxEmail, SlipAlert
 from orders.models.procurement import GpuModel, OrderLine, PurchaseOrder
 from orders.text import single_line, single_line_check
 
+# Allocations that count against their quota: not those on a cancelled order's lines, whose
+# GPUs will never come. The one definition every sum against a quota uses (Quota.clean,
+# Allocation.validate_limits, orders.quotas.quotas_with_usage).
+COUNTS_AGAINST_QUOTA = ~Q(line__order__status=PurchaseOrder.Status.CANCELLED)
+
 
 def _period(start: object, end: object) -> str:
     return f"{start} to {end}"
@@ -135,7 +140,7 @@ class Quota(models.Model):
                 )
         if self.pk:
             saved = self.allocations.aggregate(
-                total=Sum("gpus"),
+                total=Sum("gpus", filter=COUNTS_AGAINST_QUOTA),
                 other_model=models.Count("pk", filter=~Q(line__gpu_model_id=self.gpu_model_id)),
             )
             allocated = saved["total"] or 0
@@ -241,7 +246,8 @@ class Allocation(models.Model):
             others_on_line = (
                 saved.filter(line_id=line.pk).aggregate(total=Sum("gpus"))["total"] or 0
             )
-        in_quota = saved.filter(quota_id=quota.pk).aggregate(total=Sum("gpus"))["total"] or 0
+        under_quota = saved.filter(COUNTS_AGAINST_QUOTA, quota_id=quota.pk)
+        in_quota = under_quota.aggregate(total=Sum("gpus"))["total"] or 0
         errors = []
         if others_on_line + self.gpus > line.quantity:
             errors.append(

@@ -13,9 +13,9 @@ from tests.e2e.conftest import App
 
 OPEN_ALERTS_BY_CODE = """
 from django.db.models import Count
-from orders.models import PurchaseOrder, SlipAlert
+from orders.models import PurchaseOrder, SlipAlert, open_alert_q
 alerts = SlipAlert.objects.filter(
-    acknowledged_at__isnull=True, order__status__in=PurchaseOrder.OPEN_STATUSES, {where}
+    open_alert_q(), order__status__in=PurchaseOrder.OPEN_STATUSES, {where}
 )
 result = {{
     row["code"]: row["n"]

@@ -18,6 +18,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from orders import alerts, exports, services
 from orders.csv_format import ORDER_COLUMNS, ORDER_DERIVED, QUOTE_COLUMNS
@@ -146,6 +147,18 @@ def test_open_alerts_are_distinct_sorted_and_unacknowledged() -> None:
     assert open_alerts() == "lead_time_over_limit"
 
 
+def test_open_alerts_leave_out_superseded_and_resolved_ones() -> None:
+    order = PurchaseOrderFactory(need_by=D("2023-05-01"))
+    OrderLineFactory(order=order)
+    for quoted_on, delivery in (("2023-04-14", "2023-05-15"), ("2023-04-20", "2023-04-25")):
+        services.quote_add(order=order, quoted_on=D(quoted_on), delivery_date=D(delivery))
+        alerts.scan_orders(today=D(quoted_on))
+    # past_need_by, raised for the first quote, resolved by the second: not open.
+    assert SlipAlert.objects.get(code="past_need_by").status == "resolved"
+    assert _records(_command("export_orders"))[0]["open_alerts"] == ""
+    assert order.lines.with_open_alerts().get().open_alerts == ""
+
+
 def test_every_line_is_a_row_ordered_by_po_number(demo: None) -> None:
     rows = _records(_command("export_orders"))
     assert len(rows) == 8
@@ -190,9 +203,14 @@ def _random_quotes(
 
 
 def _scan_and_acknowledge_some(rng: random.Random, *, today: date) -> None:
+    """Scan, acknowledge some alerts, and close some others (superseded or resolved, as a
+    later scan would), so every kind of alert is there and only open ones count."""
     alerts.scan_orders(today=today)
     acknowledged = [a.pk for a in SlipAlert.objects.all() if rng.random() < 0.3]
     alerts.alerts_acknowledge(alert_ids=acknowledged, user=None)
+    for status in (SlipAlert.Status.SUPERSEDED, SlipAlert.Status.RESOLVED):
+        closed = [a.pk for a in SlipAlert.objects.filter(status="open") if rng.random() < 0.2]
+        SlipAlert.objects.filter(pk__in=closed).update(status=status, closed_at=timezone.now())
 
 
 def test_rows_equal_the_with_lead_times_annotations_on_random_orders() -> None:

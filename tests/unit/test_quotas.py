@@ -503,6 +503,20 @@ def test_quota_usage_figures(w: World) -> None:
     }
 
 
+def test_allocations_on_a_cancelled_order_do_not_count_against_the_quota(w: World) -> None:
+    allocation_set(quota=w.llm, line=w.big, gpus=300)
+    allocation_set(quota=w.llm, line=w.small, gpus=84)  # the quota's 384 in full
+    _cancel(w.big.order)  # its 300 GPUs will never come
+
+    usage = quotas.quotas_with_usage().get(pk=w.llm.pk)
+    assert (usage.allocated, usage.remaining) == (84, 300)
+    # The freed GPUs can be promised on another line, and the quota lowered to what counts.
+    allocation_set(quota=w.llm, line=w.small, gpus=128)
+    w.llm.gpus = 128
+    quotas.quota_save(quota=w.llm)
+    assert Allocation.objects.filter(line=w.big).get().gpus == 300  # kept, as history
+
+
 # --- Slip emails to team leads ------------------------------------------------------------
 
 
