@@ -28,6 +28,7 @@ from orders.models import (
     PurchaseOrder,
     SlipAlert,
     TeamSlipNotice,
+    open_alert_q,
 )
 from orders.models.alerts import SKIPPED_ALERT_CLOSED
 from orders.prices import price_alerts_hidden, price_recipients
@@ -408,7 +409,7 @@ def sweep_outbox() -> list[int]:
 
 
 def untold_alerts() -> QuerySet[SlipAlert]:
-    """Open slip alerts (unacknowledged, on open orders) that nobody has been or will be told
+    """Open slip alerts (open_alert_q, on open orders) that nobody has been or will be told
     of: never emailed, and no notice to a buyer, watcher, manager or team lead that is
     waiting or was sent, because every candidate is inactive, has no address or may not see
     the order. An operator's list of who to give a role, an address or a watch."""
@@ -416,7 +417,7 @@ def untold_alerts() -> QuerySet[SlipAlert]:
     told_lead = TeamSlipNotice.objects.filter(alert=OuterRef("pk"), skipped_reason="")
     return (
         SlipAlert.objects.filter(
-            acknowledged_at__isnull=True,
+            open_alert_q(),
             notified_at__isnull=True,
             order__status__in=PurchaseOrder.OPEN_STATUSES,
         )

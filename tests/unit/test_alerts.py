@@ -445,6 +445,11 @@ def test_the_daily_scan_counts_the_open_alerts_nobody_may_be_told_of(
         "access)" in out.getvalue().splitlines()
     )
     assert ScanRun.objects.order_by("pk").last().findings["untold_alerts"] == 1
+    # A closed alert is not news: superseded or resolved, nobody needs telling.
+    silent.alerts.filter(acknowledged_at__isnull=True).update(
+        status=SlipAlert.Status.RESOLVED, closed_at=timezone.now(), closed_reason="test"
+    )
+    assert not notifications.untold_alerts().exists()
 
 
 def test_a_deactivated_buyer_is_sent_neither_news_nor_reminders(
