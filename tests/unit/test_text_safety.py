@@ -4,14 +4,12 @@ imports), by the database, cleaned up by migration 0011, and never able to break
 
 from __future__ import annotations
 
-import csv
 import importlib
 import smtplib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from io import StringIO
 from typing import Any
 
 import pytest
@@ -37,6 +35,7 @@ from orders.models import (
     Vendor,
 )
 from orders.notifications import Digest, OrderBlock
+from tests.csv_files import GOOD_ORDER, csv_file
 from tests.factories import (
     GpuModelFactory,
     OrderLineFactory,
@@ -209,25 +208,10 @@ def test_the_admin_refuses_a_line_break_in_a_po_number(admin_client_logged_in: A
 # --- The CSV imports ----------------------------------------------------------------------------
 
 ORDER_HEADER = (*csv_format.ORDER_REQUIRED, "status")
-GOOD_ORDER = {
-    "po_number": "PO-2023-0412",
-    "vendor": "Pacific Silicon Distribution",
-    "buyer_email": "alice@gpu-buyers.example",
-    "gpu_model": "A100 80GB SXM",
-    "quantity": "384",
-    "unit_price": "10000.00",
-    "currency": "USD",
-    "placed_on": "2023-04-14",
-    "status": "confirmed",
-}
 
 
 def _csv(rows: list[dict[str, str]], header: tuple[str, ...] = ORDER_HEADER) -> bytes:
-    out = StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # quotes a cell holding a line break
-    writer.writerow(header)
-    writer.writerows([row.get(c, "") for c in header] for row in rows)
-    return out.getvalue().encode()
+    return csv_file(rows, header, line_end="\r\n")  # quotes a cell holding a line break
 
 
 def _table_counts() -> dict[str, int]:
