@@ -168,6 +168,7 @@ def build_digests() -> list[int]:
                 "recipient_id",
                 "recipient_email",
                 "round",
+                named=True,
             )
         )
         team_pending = list(
@@ -181,7 +182,7 @@ def build_digests() -> list[int]:
         price_alerts = {
             a.pk: a
             for a in PriceAlert.objects.filter(
-                pk__in={p[5] for p in pending if p[5] is not None}
+                pk__in={p.price_alert_id for p in pending if p.price_alert_id is not None}
             ).select_related("vendor", "gpu_model", "price", "low")
         }
         # Checked again at send time: access may have changed since the alert was found.
@@ -204,7 +205,8 @@ def build_digests() -> list[int]:
         # A buyer who may no longer see one of an alert's two prices (another buyer's order
         # price) is not told of it: the rule the price pages use, asked again at send time.
         price_hidden = price_alerts_hidden(
-            list(price_alerts), {p[5] for p in pending if p[4] is not None and p[5] is not None}
+            list(price_alerts),
+            {p.recipient_id for p in pending if p.price_alert_id and p.recipient_id is not None},
         )
         digests: dict[str, Digest] = {}
         # Per digest, per round kind (new, reminder): order id -> [(alert id, code)].
