@@ -14,7 +14,13 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from orders import services
-from orders.admin_alerts import ALERT_COLUMNS, ALERT_FILTERS, AlertAdminMixin, AlertStatusFilter
+from orders.admin_alerts import (
+    ALERT_COLUMNS,
+    ALERT_FILTERS,
+    AlertAdminMixin,
+    AlertStatusFilter,
+    acknowledged,
+)
 from orders.admin_export import PurchaseOrderExportMixin
 from orders.admin_history import OrderAuditTrailMixin, ReadOnlyHistoryAdmin
 from orders.admin_import import CsvImportAdminMixin
@@ -34,7 +40,6 @@ from orders.models import (
     Vendor,
     open_alert_q,
 )
-from orders.people import person_name
 
 
 def _days(value: int | None) -> str:
@@ -141,7 +146,7 @@ class SlipAlertInline(OrderScopedInline, admin.TabularInline):
         "status",
         "message",
         "closed_reason",
-        "acknowledged",
+        acknowledged,
     ]
     readonly_fields = fields
     extra = 0
@@ -156,13 +161,6 @@ class SlipAlertInline(OrderScopedInline, admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SlipAlert]:
         return super().get_queryset(request).select_related("acknowledged_by")
-
-    @admin.display(description="acknowledged")
-    def acknowledged(self, alert: SlipAlert) -> str:
-        if alert.acknowledged_at is None:
-            return "no"
-        by = person_name(alert.acknowledged_by) if alert.acknowledged_by else "a removed user"
-        return f"{alert.acknowledged_at:%Y-%m-%d} by {by}"
 
 
 class SlippingFilter(admin.SimpleListFilter):
@@ -434,7 +432,6 @@ class SlipAlertAdmin(AlertAdminMixin, OrderScopedAdmin):
         "status",
         "detected_at",
         *ALERT_COLUMNS,
-        "closed_at",
         "closed_reason",
     ]
     list_filter = [

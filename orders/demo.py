@@ -255,6 +255,17 @@ class DemoSummary:
     def total(self) -> int:
         return sum(self.created.values())
 
+    def __str__(self) -> str:
+        """ "1 vendor, 7 orders, 3 deliveries": what was created, each noun in the number
+        it takes (kinds are recorded in the plural)."""
+        return ", ".join(f"{n} {_noun(kind, n)}" for kind, n in self.created.items() if n)
+
+
+def _noun(plural: str, n: int) -> str:
+    if n == 1:
+        return plural[:-3] + "y" if plural.endswith("ies") else plural.removesuffix("s")
+    return plural
+
 
 def _later(day: date, years: int) -> date:
     try:

@@ -23,6 +23,9 @@ def test_load_demo_twice_changes_nothing() -> None:
     out = StringIO()
     call_command("load_demo", stdout=out)
     assert "Demo data loaded" in out.getvalue()
+    # Each count in its number: one exchange rate, several deliveries.
+    assert "1 exchange rate," in out.getvalue()
+    assert "3 deliveries" in out.getvalue()
     first = _row_counts()
     updated = dict(PurchaseOrder.objects.values_list("po_number", "updated_at"))
 

@@ -26,5 +26,4 @@ class Command(BaseCommand):
         if summary.total == 0:
             self.stdout.write("Demo data already loaded: nothing changed.")
             return
-        created = ", ".join(f"{n} {kind}" for kind, n in summary.created.items() if n)
-        self.stdout.write(self.style.SUCCESS(f"Demo data loaded: {created}."))
+        self.stdout.write(self.style.SUCCESS(f"Demo data loaded: {summary}."))
