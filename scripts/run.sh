@@ -12,6 +12,11 @@ export PORT="${PORT:-8000}"
 export SITE_URL="${SITE_URL:-http://127.0.0.1:$PORT}"
 export DEBUG="${DEBUG:-false}"
 export LOG_LEVEL="${LOG_LEVEL:-WARNING}"
+# Another server on the port would answer for ours, and the login printed would not be ours.
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "Port $PORT is already in use: stop what serves there, or choose another port (PORT=8001 bash scripts/run.sh)." >&2
+  exit 1
+fi
 mkdir -p var
 log "Applying migrations (SQLite: var/db.sqlite3 unless DATABASE_URL is set)"
 "$PY" manage.py migrate --no-input -v 0

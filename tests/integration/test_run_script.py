@@ -101,3 +101,25 @@ def test_run_script_serves_the_admin_with_demo_orders(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_run_script_refuses_a_port_already_in_use(tmp_path: Path) -> None:
+    """Another server on the port would answer for it: the script says so and stops, before
+    printing a login that is not the server's."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SITE_URL"}}
+        env |= {"PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}"}
+        done = subprocess.run(
+            ["bash", "scripts/run.sh"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"Port {port} is already in use" in done.stderr
+    assert "password:" not in done.stdout
