@@ -237,7 +237,6 @@ class PurchaseOrderAdmin(
         return (
             super()
             .get_queryset(request)
-            .with_lead_times()
             .prefetch_related(
                 Prefetch("lines", queryset=lines),
                 Prefetch("alerts", queryset=unacknowledged, to_attr="open_alert_list"),
@@ -329,20 +328,9 @@ class OrderLineAdmin(
     search_fields = ["order__po_number", "gpu_model__name"]
     autocomplete_fields = ["order", "gpu_model"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
-        return super().get_queryset(request).with_lead_times()
-
     @admin.display(ordering="order__currency")
     def currency(self, line: OrderLine) -> str:
         return line.order.currency
-
-    @admin.display(description="first quoted date", ordering="baseline_delivery_date")
-    def baseline_delivery_date(self, line: OrderLine) -> Any:
-        return line.baseline_delivery_date
-
-    @admin.display(description="current date", ordering="current_delivery_date")
-    def current_delivery_date(self, line: OrderLine) -> Any:
-        return line.current_delivery_date
 
     @admin.display(description="slip (days)", ordering="slip_days")
     def slip_days(self, line: OrderLine) -> str:

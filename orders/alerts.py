@@ -18,7 +18,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
@@ -26,6 +37,7 @@ from orders.bulk import insert_ignoring_conflicts, insert_notices, update_by_pk
 from orders.dates import today as local_today
 from orders.models import (
     AlertNotice,
+    Delivery,
     DeliveryQuote,
     OrderLine,
     PriceAlert,
@@ -141,103 +153,46 @@ def _batches(order_ids: list[int] | None, batch_size: int) -> Iterator[tuple[Bat
         yield (pks[0], last_pk, pks if order_ids is not None else None), len(pks)
 
 
-def _order_schedules_sql(ids: list[int] | None) -> str:
-    """One row per open order of a batch that has a schedule: (order id, placed_on, need_by,
-    baseline date, current date, current quote id, fully received 0/1).
-
-    The SQL spelling of `orders.slips.schedule()` (test_alerts holds the two together): per
-    line, the earliest and latest applicable quote by (quoted_on, id); per order, the latest
-    of its lines' baselines and of their currents by (delivery_date, quoted_on, id); orders
-    without lines take their order-level quotes. Every table is read by the batch's pk range,
-    an index range scan, rather than an IN list of thousands of ids or a join on status
-    (PostgreSQL hash-joined the whole orders table for that: bench/scan_slips.py). Runs on
-    PostgreSQL and SQLite alike."""
-    from orders.models import Delivery
-
-    table = {
-        model: connection.ops.quote_name(model._meta.db_table)
-        for model in (PurchaseOrder, OrderLine, DeliveryQuote, Delivery)
-    }
-    statuses = ", ".join(f"%(s{i})s" for i in range(len(PurchaseOrder.OPEN_STATUSES)))
-    id_list = ", ".join(f"%(i{i})s" for i in range(len(ids or ())))
-
-    def in_batch(column: str) -> str:
-        # Each table by the range of its own order column, so the planner estimates (and
-        # reads) each from its index; only the given ids when there are some.
-        ids_only = f" AND {column} IN ({id_list})" if ids is not None else ""
-        return f"{column} >= %(first)s AND {column} <= %(last)s{ids_only}"
-
-    # Derived tables, not CTEs: a CTE used twice is materialised, and PostgreSQL then guesses
-    # it holds one row and joins it by nested loops (3 s a batch instead of 30 ms).
-    return f"""
-SELECT o.id, o.placed_on, o.need_by, s.baseline, s.current, s.current_id,
-    COALESCE(r.fully_received, 0)
-FROM {table[PurchaseOrder]} o
-JOIN (
-    SELECT order_id,
-        MAX(CASE WHEN from_first = 1 THEN delivery_date END) AS baseline,
-        MAX(CASE WHEN current_pick = 1 THEN delivery_date END) AS current,
-        MAX(CASE WHEN current_pick = 1 THEN id END) AS current_id
-    FROM (
-        SELECT order_id, id, delivery_date, from_first, CASE WHEN from_last = 1 THEN
-            ROW_NUMBER() OVER (PARTITION BY order_id, from_last
-                               ORDER BY delivery_date DESC, quoted_on DESC, id DESC)
-            END AS current_pick
-        FROM (
-            SELECT l.order_id, q.id, q.quoted_on, q.delivery_date,
-                ROW_NUMBER() OVER (PARTITION BY l.id ORDER BY q.quoted_on, q.id) AS from_first,
-                ROW_NUMBER() OVER (PARTITION BY l.id ORDER BY q.quoted_on DESC, q.id DESC)
-                    AS from_last
-            FROM {table[OrderLine]} l
-            JOIN {table[DeliveryQuote]} q
-                ON q.order_id = l.order_id AND (q.line_id IS NULL OR q.line_id = l.id)
-            WHERE {in_batch("l.order_id")} AND {in_batch("q.order_id")}
-            UNION ALL
-            SELECT q.order_id, q.id, q.quoted_on, q.delivery_date,
-                ROW_NUMBER() OVER (PARTITION BY q.order_id ORDER BY q.quoted_on, q.id),
-                ROW_NUMBER() OVER (PARTITION BY q.order_id ORDER BY q.quoted_on DESC, q.id DESC)
-            FROM {table[DeliveryQuote]} q
-            LEFT JOIN {table[OrderLine]} l ON l.order_id = q.order_id
-            WHERE {in_batch("q.order_id")} AND q.line_id IS NULL AND l.id IS NULL
-        ) applicable
-    ) picked
-    GROUP BY order_id
-) s ON s.order_id = o.id
-LEFT JOIN (
-    SELECT l.order_id,
-        MIN(CASE WHEN l.quantity <= COALESCE(d.received, 0) THEN 1 ELSE 0 END)
-            AS fully_received
-    FROM {table[OrderLine]} l
-    LEFT JOIN (
-        SELECT line_id, SUM(quantity) AS received FROM {table[Delivery]} d
-        WHERE {in_batch("d.order_id")} GROUP BY line_id
-    ) d ON d.line_id = l.id
-    WHERE {in_batch("l.order_id")}
-    GROUP BY l.order_id
-) r ON r.order_id = o.id
-WHERE {in_batch("o.id")} AND o.status IN ({statuses})
-ORDER BY o.id"""
-
-
-# (order id, placed_on, need_by, baseline date, current date, current quote id, received 0/1)
-ScheduleRow = tuple[int, date, date | None, date, date, int, int]
+# (order id, placed_on, need_by, baseline date, current date, current quote id, received)
+ScheduleRow = tuple[int, date, date | None, date, date, int, bool]
 
 
 def order_schedules(batch: Batch) -> list[ScheduleRow]:
-    """Each quoted open order of the batch: (id, placed_on, need_by, baseline date, current
-    date, current quote id, fully received), in one query (`_order_schedules_sql`)."""
+    """Each quoted open order of the batch with its stored schedule (orders.schedules) and
+    whether every line is fully received (an order without lines is not), in one query read
+    by the batch's pk range."""
     first, last, ids = batch
-    params: dict[str, Any] = {"first": first, "last": last}
-    sql = _order_schedules_sql(ids)
-    params.update((f"s{i}", s) for i, s in enumerate(sorted(PurchaseOrder.OPEN_STATUSES)))
-    params.update((f"i{i}", pk) for i, pk in enumerate(ids or ()))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if connection.vendor == "sqlite":  # it types no computed column: the dates come as text
-        to_date = date.fromisoformat
-        rows = [(o, p, n, to_date(b), to_date(c), q, r) for o, p, n, b, c, q, r in rows]
-    return rows
+    orders = PurchaseOrder.objects.open().filter(
+        pk__gte=first, pk__lte=last, current_quote__isnull=False
+    )
+    if ids is not None:
+        orders = orders.filter(pk__in=ids)
+    received = (
+        Delivery.objects.filter(line_id=OuterRef("pk"))
+        .order_by()
+        .values("line_id")
+        .annotate(total=Sum("quantity"))
+        .values("total")
+    )
+    short = OrderLine.objects.filter(
+        order_id=OuterRef("pk"), quantity__gt=Coalesce(Subquery(received), 0)
+    )
+    fully_received = Exists(OrderLine.objects.filter(order_id=OuterRef("pk"))) & ~Exists(short)
+    return list(
+        orders.annotate(
+            fully_received=ExpressionWrapper(fully_received, output_field=BooleanField())
+        )
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "placed_on",
+            "need_by",
+            "baseline_delivery_date",
+            "current_delivery_date",
+            "current_quote_id",
+            "fully_received",
+        )
+    )
 
 
 def _scan_batch_on_own_connection(

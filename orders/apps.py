@@ -7,6 +7,7 @@ class OrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orders import checks, db_functions  # noqa: F401  (checks registers itself)
+        # checks and schedules register themselves (a system check; the schedule's signals).
+        from orders import checks, db_functions, schedules  # noqa: F401
 
         db_functions.install()

@@ -128,29 +128,45 @@ def update_by_pk(
     constants: Mapping[str, Any] | None = None,
     only_if: Mapping[str, Any] | None = None,
 ) -> int:
-    """Set `column` to a value per row, given as (pk, value) pairs, in one UPDATE whatever
-    their number; returns how many rows changed. Django's `bulk_update` writes one CASE
-    WHEN per row into each statement, which grows quadratically with the batch size.
+    """Set `column` to a value per row, given as (pk, value) pairs: `update_rows` with one
+    column."""
+    return update_rows(model, [column], pairs, constants=constants, only_if=only_if)
+
+
+def update_rows(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    constants: Mapping[str, Any] | None = None,
+    only_if: Mapping[str, Any] | None = None,
+) -> int:
+    """Set `columns` to values per row, each row given as (pk, *values), in one UPDATE
+    whatever their number; returns how many rows changed. Django's `bulk_update` writes one
+    CASE WHEN per row and column into each statement, which grows quadratically with the
+    batch size.
 
     `constants`: other columns set to the same value on every row. `only_if`: column values
     a row must still have to be changed (a concurrent writer may have changed it since it
     was read)."""
-    if not pairs:
+    if not rows:
         return 0
     meta = model._meta
     quote = connection.ops.quote_name
-    target = meta.get_field(column)
     vendor = connection.vendor
     source, _ = _json_rows(vendor)  # UPDATE ... FROM: SQLite 3.33 and later
-    pk_value, new_value = _json_value(0, meta.pk, vendor), _json_value(1, target, vendor)
+    pk_value = _json_value(0, meta.pk, vendor)
     table = quote(meta.db_table)
-    sets = [f"{quote(target.column)} = {new_value}"]
+    sets = []
+    for i, name in enumerate(columns, start=1):
+        target = meta.get_field(name)
+        sets.append(f"{quote(target.column)} = {_json_value(i, target, vendor)}")
     params: list[Any] = []
     for name, value in (constants or {}).items():
         field = meta.get_field(name)
         sets.append(f"{quote(field.column)} = %s")
         params.append(field.get_db_prep_save(value, connection))
-    params.append(json.dumps(list(pairs), default=_json_default))
+    params.append(json.dumps([list(row) for row in rows], default=_json_default))
     conditions = [f"{table}.{quote(meta.pk.column)} = {pk_value}"]
     for name, value in (only_if or {}).items():
         field = meta.get_field(name)

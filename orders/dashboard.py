@@ -1,8 +1,8 @@
 """Selectors for the buyer dashboard pages: read-only, set-based, a fixed number of queries
 whatever the number of orders, quotes or prices (tests/unit/test_dashboard.py counts them).
 
-The figures are the ones the rest of the tracker uses: lead times and slips from
-`PurchaseOrder.objects.with_lead_times()`, price changes from `orders.price_rules`, scorecards
+The figures are the ones the rest of the tracker uses: lead times and slips stored on
+orders (orders.schedules), price changes from `orders.price_rules`, scorecards
 from `orders.scorecards`. This module only selects and shapes them for pages and charts.
 """
 
@@ -21,7 +21,7 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncMonth
 
 from orders import permissions
-from orders.db_functions import Median, Percentile
+from orders.db_functions import DaysBetween, Median, Percentile
 from orders.models import (
     Delivery,
     DeliveryQuote,
@@ -35,7 +35,6 @@ from orders.models import (
     open_alert_q,
 )
 from orders.price_rules import PricePoint, PriceRise, price_change
-from orders.querysets import DaysBetween
 from orders.slips import RANK, SEVERITY, Severity
 
 # --- Dashboard: open alerts and slipping orders ------------------------------------------------
@@ -320,7 +319,7 @@ def order_timeline(
     orders = PurchaseOrder.objects.all()
     if viewer is not None:
         orders = orders.visible_to(viewer)
-    order = orders.with_lead_times().select_related("vendor", "buyer").filter(pk=order_id).first()
+    order = orders.select_related("vendor", "buyer").filter(pk=order_id).first()
     if order is None:
         return None
     return OrderTimeline(

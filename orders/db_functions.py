@@ -1,13 +1,17 @@
-"""Database functions Django does not ship: percentiles (median included) that run on
-PostgreSQL and SQLite, so a grouped statistic is one query on both."""
+"""Database functions Django does not ship, running on PostgreSQL and SQLite alike: percentiles
+(median included), so a grouped statistic is one query on both, and days between dates."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.backends.signals import connection_created
-from django.db.models import Aggregate, FloatField
+from django.db.models import Aggregate, FloatField, Func, IntegerField
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler
 
 
 def percentile_cont(values: list[float], fraction: float) -> float | None:
@@ -78,10 +82,38 @@ class _SqlitePercentile:
         return percentile_cont(self.values, self.fraction)
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
         connection.connection.create_aggregate("procurement_percentile", 2, _SqlitePercentile)
+        # SQLite's own lower() folds ASCII letters only, so "À" and "à" would be two PO
+        # numbers to the case-insensitive unique index while Python (the imports' lookups)
+        # and PostgreSQL fold them alike: Python's lower() in its place.
+        connection.connection.create_function("lower", 1, _lower, deterministic=True)
 
 
 def install() -> None:
     connection_created.connect(_register_sqlite_functions, dispatch_uid="procurement_percentile")
+
+
+class DaysBetween(Func):
+    """Whole days from the second date expression to the first (end - start)."""
+
+    arity = 2
+    output_field = IntegerField()
+    template = "(%(expressions)s)"
+    arg_joiner = " - "  # date - date is an integer number of days in PostgreSQL
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, list[Any]]:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(julianday(%(expressions)s) AS INTEGER)",
+            arg_joiner=") - julianday(",
+            **extra,
+        )

@@ -4,9 +4,9 @@ Selectors and formatting only, no state changes. Each export runs a fixed number
 queries whatever its size, in one transaction, and is written a block at a time, so memory
 stays flat and a response can stream. The quote history is one query read in chunks. The
 orders file is, on PostgreSQL, one `COPY` whose query writes each line of the file (see
-`_orders_file_sql`); elsewhere (SQLite) three queries walked side by side, with the figures
-computed here by orders.slips.line_schedule (`order_rows`). The second is the reference the
-first is tested against (tests/unit/test_exports.py).
+`_orders_file_sql`); elsewhere (SQLite) two queries walked side by side (`order_rows`). The
+second is the reference the first is tested against (tests/unit/test_exports.py). Both read
+the schedule figures stored on each line (orders.schedules), never the quote history.
 
 Columns follow orders.csv_format. Cells are text a spreadsheet will not run: a text cell that
 starts like a formula (`=`, `+`, `-`, `@`, tab, CR) gets a leading `'` (see `neutralise`).
@@ -40,7 +40,7 @@ from orders.models import (
     Vendor,
     open_alert_q,
 )
-from orders.slips import Code, line_schedule
+from orders.slips import FIGURES, Code
 
 CHUNK_SIZE = 2000  # rows per database round trip
 BLOCK_ROWS = 500  # rows per string handed to a file or an HTTP response
@@ -139,7 +139,6 @@ def order_lines(orders: QuerySet[PurchaseOrder]) -> QuerySet[OrderLine]:
     """The lines of `orders` with every figure of the orders file, in file order."""
     return (
         OrderLine.objects.filter(order__in=orders.order_by().values("pk"))
-        .with_lead_times()
         .with_open_alerts()
         .order_by("order__po_number", "id")
     )
@@ -161,8 +160,6 @@ class _Memo(dict[Any, str]):
         return text
 
 
-_NO_FIGURES = ("", "", "", "", "", "0")  # a line without quotes: no dates, no re-quotes
-_LINE_OF_QUOTE = itemgetter(1)  # quote rows are (order id, line id, delivery date)
 _ALERT_CODE = itemgetter(1)  # alert rows are (order id, code)
 _ENDED: tuple[None, Iterator[Any]] = (None, iter(()))  # a stream that ran out
 
@@ -193,24 +190,19 @@ def _open_alerts(codes: frozenset[str | None]) -> str:
 
 
 def order_rows(orders: QuerySet[PurchaseOrder], *, csv_fields: bool = False) -> Iterator[list[str]]:
-    """One row per order line of `orders`, columns as ORDER_COLUMNS; three queries in all.
+    """One row per order line of `orders`, columns as ORDER_COLUMNS; two queries in all.
 
     With csv_fields=True text cells come as csv.writer writes them (quoted if need be), so
     a row is written by joining it with commas: no other cell ever needs quotes.
 
-    The figures follow OrderLine.objects.with_lead_times() (the rule is
-    orders.slips.line_schedule) but are computed here, from three streams sorted alike by
-    (po_number, order id): the orders with their lines, with their quotes by (quoted_on, id),
-    and with their open alert codes. Each is an outer join, so every stream has every order
-    (no lines, quotes or alerts read as one row of NULLs) and they are walked in step.
-    Per-line correlated subqueries cost several times as much (bench/export_orders.py).
+    Two streams sorted alike by (po_number, order id): the orders with their lines and the
+    lines' stored figures, and the orders with their open alert codes. Each is an outer join,
+    so both have every order (no lines or alerts read as one row of NULLs) and they are
+    walked in step.
     """
     selected = _selected(orders)
     lines = selected.order_by("po_number", "pk", "lines__id").values_list(
-        "pk", "lines__id", *_ORDER_SOURCES.values()
-    )
-    quotes = selected.order_by("po_number", "pk", "quotes__quoted_on", "quotes__id").values_list(
-        "pk", "quotes__line_id", "quotes__delivery_date"
+        "pk", "lines__id", *_ORDER_SOURCES.values(), *(f"lines__{name}" for name in FIGURES)
     )
     open_alert = FilteredRelation("alerts", condition=open_alert_q("alerts__"))
     alerts = (
@@ -221,7 +213,6 @@ def order_rows(orders: QuerySet[PurchaseOrder], *, csv_fields: bool = False) -> 
     with _one_read():
         yield from _order_rows(
             lines.iterator(chunk_size=CHUNK_SIZE),
-            quotes.iterator(chunk_size=CHUNK_SIZE),
             alerts.iterator(chunk_size=CHUNK_SIZE),
             text_cell=_csv_text if csv_fields else neutralise,
         )
@@ -229,24 +220,18 @@ def order_rows(orders: QuerySet[PurchaseOrder], *, csv_fields: bool = False) -> 
 
 def _order_rows(
     lines: Iterable[tuple[Any, ...]],
-    quotes: Iterable[tuple[Any, ...]],
     alerts: Iterable[tuple[Any, ...]],
     *,
     text_cell: Callable[[str], str],
 ) -> Iterator[list[str]]:
-    """order_rows() from its three streams, walked in step (no database here)."""
-    text, iso, number = _Memo(text_cell), _Memo(date.isoformat), _Memo(str)
+    """order_rows() from its two streams, walked in step (no database here)."""
+    text, iso, number = _Memo(text_cell), _Memo(_cell), _Memo(_cell)
     open_alerts = _Memo(_open_alerts)  # at most one entry per subset of the alert codes
-    quote_groups = groupby(quotes, key=itemgetter(0))
     alert_groups = groupby(alerts, key=itemgetter(0))
     for order_id, order_lines in groupby(lines, key=itemgetter(0)):
-        quotes_of, quote_group = next(quote_groups, _ENDED)
         alerts_of, alert_group = next(alert_groups, _ENDED)
-        if not order_id == quotes_of == alerts_of:
-            raise RuntimeError("orders export: lines, quotes and alerts out of step")
-        order_quotes = list(quote_group)
-        if order_quotes[0][2] is None:  # the NULL row of an order without quotes
-            order_quotes = []
+        if order_id != alerts_of:
+            raise RuntimeError("orders export: lines and alerts out of step")
         alerts_cell = open_alerts[frozenset(map(_ALERT_CODE, alert_group))]
         order_cells: tuple[str, ...] = ()
         for (
@@ -262,6 +247,12 @@ def _order_rows(
             currency,
             placed_on,
             need_by,
+            baseline,
+            current,
+            baseline_lead,
+            current_lead,
+            slip,
+            requotes,
         ) in order_lines:
             if line_id is None:  # the NULL row of an order without lines: no row
                 continue
@@ -273,22 +264,9 @@ def _order_rows(
                     text[status],
                     text[currency],
                     iso[placed_on],
-                    "" if need_by is None else iso[need_by],
+                    iso[need_by],
                 )
             po, vendor_cell, buyer_cell, status_cell, currency_cell, placed, need = order_cells
-            plan = line_schedule(order_quotes, line_id, _LINE_OF_QUOTE)
-            if plan is None:
-                figures: Sequence[str] = _NO_FIGURES
-            else:
-                (_, _, baseline), (_, _, current), applicable = plan
-                figures = (
-                    iso[baseline],
-                    iso[current],
-                    number[(baseline - placed_on).days],
-                    number[(current - placed_on).days],
-                    number[(current - baseline).days],
-                    number[applicable - 1],
-                )
             yield [
                 po,
                 vendor_cell,
@@ -300,11 +278,16 @@ def _order_rows(
                 currency_cell,
                 placed,
                 need,
-                *figures,
+                iso[baseline],
+                iso[current],
+                number[baseline_lead],
+                number[current_lead],
+                number[slip],
+                number[requotes],
                 alerts_cell,
             ]
-    if next(quote_groups, None) is not None or next(alert_groups, None) is not None:
-        raise RuntimeError("orders export: lines, quotes and alerts out of step")
+    if next(alert_groups, None) is not None:
+        raise RuntimeError("orders export: lines and alerts out of step")
 
 
 # --- The orders file on PostgreSQL: one COPY ------------------------------------------------
@@ -324,12 +307,6 @@ def _sql_text_cell(column: str) -> str:
         f"WHEN {neutral} ~ {_SQL_NEEDS_QUOTES} "
         f"""THEN '"' || replace({neutral}, '"', '""') || '"' ELSE {neutral} END"""
     )
-
-
-# A quote as an array that sorts as the rule orders quotes, by (quoted_on, id), and carries
-# its delivery date (days since 1970 in both): min() of it is the first quote, max() the
-# latest, in one aggregate pass without sorting.
-_QUOTE_KEY = "ARRAY[quoted_on - DATE '1970-01-01', id, delivery_date - DATE '1970-01-01']"
 
 
 class _Selection(NamedTuple):
@@ -359,20 +336,17 @@ def _orders_file_sql(selection: _Selection) -> tuple[str, list[Any]]:
     """One row per line of the orders file, in file order: its text, CSV-encoded, without
     the line end. The SQL spelling of order_rows() (tests hold the two together).
 
-    Per order and per line, the first and latest applicable quote by (quoted_on, id) and
-    their number come from min()/max()/count() of _QUOTE_KEY over the order-level quotes
-    and over the line's own; LEAST/GREATEST (which skip NULLs) pick across the two, as
-    slips.line_schedule() does over both at once. The open alert codes are a bit mask per
-    order, one bit per code, looked up in the list of every code combination written in
-    sorted order. Vendors, buyers and GPU models are written once each, in their own tables'
-    scans; status and currency as they are (CHECK constraints keep them to codes that need
-    no neutralising or quoting). No part of a line is NULL, so COPY never writes its NULL
-    marker.
+    The figures are the line's stored columns (orders.schedules). The open alert codes are
+    a bit mask per order, one bit per code, looked up in the list of every code combination
+    written in sorted order. Vendors, buyers and GPU models are written once each, in their
+    own tables' scans; status and currency as they are (CHECK constraints keep them to codes
+    that need no neutralising or quoting). No part of a line is NULL, so COPY never writes
+    its NULL marker.
 
     Every order: whole tables, hash-joined; PostgreSQL writes 100,000 lines in about 1 s
     here (bench/export_orders.py). A simple selection (see _Selection) is applied to the
     orders and, as `order_id IN (...)`, to the quotes and alerts read, so few orders are
-    read by their indexes. Any other (joins, subqueries, annotations such as "slipping") is
+    read by their indexes. Any other (joins, subqueries, annotations) is
     computed once, as a MATERIALIZED CTE: repeated as a subquery, PostgreSQL could run it
     again for every row of a nested loop (with stale statistics a test took minutes).
     """
@@ -380,7 +354,7 @@ def _orders_file_sql(selection: _Selection) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
     table = {
         model: quote(model._meta.db_table)
-        for model in (PurchaseOrder, OrderLine, DeliveryQuote, SlipAlert, Vendor, GpuModel)
+        for model in (PurchaseOrder, OrderLine, SlipAlert, Vendor, GpuModel)
     }
     users = quote(get_user_model()._meta.db_table)
     codes = sorted(Code)
@@ -406,21 +380,15 @@ def _orders_file_sql(selection: _Selection) -> tuple[str, list[Any]]:
         orders_params = []
         of_orders, of_orders_params = " AND order_id IN (SELECT id FROM selected)", []
 
-    quotes = f"""
-        SELECT {{group}}, min({_QUOTE_KEY}) AS first, max({_QUOTE_KEY}) AS latest,
-            count(*) AS n
-        FROM {table[DeliveryQuote]}
-        WHERE line_id IS {{level}}{of_orders}
-        GROUP BY {{group}}"""
     sql = f"""{cte}
 SELECT {_sql_text_cell("o.po_number")} || ',' || v.cell || ',' || u.cell || ',' || o.status
     || ',' || g.cell || ',' || l.quantity::text || ',' || l.unit_price::text
     || ',' || o.currency || ',' || o.placed_on::text || ',' || COALESCE(o.need_by::text, '')
-    || ',' || COALESCE(
-        s.baseline::text || ',' || s.current::text || ',' || (s.baseline - o.placed_on)::text
-        || ',' || (s.current - o.placed_on)::text || ',' || (s.current - s.baseline)::text
-        || ',' || (s.n - 1)::text,
-        ',,,,,0')
+    || ',' || COALESCE(l.baseline_delivery_date::text, '')
+    || ',' || COALESCE(l.current_delivery_date::text, '')
+    || ',' || COALESCE(l.baseline_lead_days::text, '')
+    || ',' || COALESCE(l.current_lead_days::text, '')
+    || ',' || COALESCE(l.slip_days::text, '') || ',' || l.requote_count::text
     || ',' || COALESCE((%s::text[])[a.codes + 1], '')
 FROM {orders} o
 JOIN (SELECT id, {_sql_text_cell("name")} AS cell FROM {table[Vendor]}) v ON v.id = o.vendor_id
@@ -429,13 +397,6 @@ JOIN (SELECT id, {_sql_text_cell("COALESCE(email, '')")} AS cell FROM {users}) u
 JOIN {table[OrderLine]} l ON l.order_id = o.id
 JOIN (SELECT id, {_sql_text_cell("name")} AS cell FROM {table[GpuModel]}) g
     ON g.id = l.gpu_model_id
-LEFT JOIN ({quotes.format(group="order_id", level="NULL")}) oq ON oq.order_id = o.id
-LEFT JOIN ({quotes.format(group="line_id", level="NOT NULL")}) lq ON lq.line_id = l.id
-CROSS JOIN LATERAL (
-    SELECT DATE '1970-01-01' + (LEAST(oq.first, lq.first))[3]::integer AS baseline,
-        DATE '1970-01-01' + (GREATEST(oq.latest, lq.latest))[3]::integer AS current,
-        COALESCE(oq.n, 0) + COALESCE(lq.n, 0) AS n
-) s
 LEFT JOIN (
     SELECT order_id, bit_or(CASE code {code_bits} END) AS codes
     FROM {table[SlipAlert]}
@@ -447,8 +408,6 @@ ORDER BY o.po_number, l.id"""
         *cte_params,
         combinations,
         *orders_params,
-        *of_orders_params,  # order-level quotes
-        *of_orders_params,  # line-level quotes
         *codes,
         SlipAlert.Status.OPEN,  # open_alert_q, as the Python walk reads it
         *of_orders_params,  # alerts

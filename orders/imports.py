@@ -35,7 +35,7 @@ from django.db.models import Model, QuerySet
 from django.db.models.functions import Lower
 from django.template.defaultfilters import filesizeformat
 
-from orders import bulk, csv_format, history, roles, services
+from orders import bulk, csv_format, history, roles, schedules, services
 from orders.dates import today
 from orders.exports import restore
 from orders.models import (
@@ -782,6 +782,10 @@ class _OrdersPlan:
         bulk.insert_new(self.new_orders, batch_size=CHUNK)
         bulk.insert_new(self.new_lines, batch_size=CHUNK)
         services.quotes_add_bulk(quotes=self.new_quotes, batch_size=CHUNK)
+        # quotes_add_bulk stored the schedules of the orders quoted; a new line of another
+        # order changes its schedule too (bulk inserts send no signals: orders.schedules).
+        quoted = {quote.order_id for quote in self.new_quotes}
+        schedules.refresh({line.order_id for line in self.new_lines} - quoted)
         if self.new_lines:  # what the vendors charged are price points: judge the rises
             services.prices_check_after_commit()
 

@@ -297,8 +297,7 @@ def _add_order_blocks(
     alert_ids = {a for key, ids in shown.items() for o in ids for a, _ in slips[key][o]}
     alerts = SlipAlert.objects.filter(pk__in=alert_ids).select_related("quote").in_bulk()
     orders = (
-        PurchaseOrder.objects.with_lead_times()
-        .filter(pk__in={o for ids in shown.values() for o in ids})
+        PurchaseOrder.objects.filter(pk__in={o for ids in shown.values() for o in ids})
         .select_related("vendor")
         .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.select_related("gpu_model")))
         .in_bulk()

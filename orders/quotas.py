@@ -194,12 +194,12 @@ def allocations_with_availability(
     """Allocations annotated with when their GPUs are expected and how many arrived:
 
     expected_on / first_expected_on: the line's current / first quoted delivery date
-    (OrderLine.objects.with_lead_times(), through the line); received: GPUs of the line that
+    (stored on the line, through the line); received: GPUs of the line that
     arrived, handed out in priority order (see the module docstring); outstanding: GPUs
     still to come; past_period_end: GPUs are still to come and the expected date is after
     the quota period's end (None while the line has no quoted date)."""
     allocations = Allocation.objects.all() if allocations is None else allocations
-    line = OrderLine.objects.with_lead_times().filter(pk=OuterRef("line_id"))
+    line = OrderLine.objects.filter(pk=OuterRef("line_id"))
     ahead = Allocation.objects.filter(line_id=OuterRef("line_id")).filter(
         Q(priority__lt=OuterRef("priority"))
         | Q(priority=OuterRef("priority"), pk__lt=OuterRef("pk"))
@@ -255,12 +255,11 @@ def lines_with_free_gpus(
     *, gpu_model_id: int, exclude_line_id: int | None = None
 ) -> QuerySet[OrderLine]:
     """Order lines of a GPU model with GPUs nobody is promised yet, where allocations can move
-    to: annotated with allocated, free and the with_lead_times() figures, the earliest
+    to: annotated with allocated and free, with the stored schedule figures, the earliest
     expected first. Cancelled and fully received orders are left out."""
     allocated = Allocation.objects.filter(line_id=OuterRef("pk"))
     return (
-        OrderLine.objects.with_lead_times()
-        .filter(gpu_model_id=gpu_model_id)
+        OrderLine.objects.filter(gpu_model_id=gpu_model_id)
         .exclude(pk=exclude_line_id)
         .exclude(order__status__in=[PurchaseOrder.Status.CANCELLED, PurchaseOrder.Status.RECEIVED])
         .annotate(allocated=Coalesce(_total(allocated, "gpus"), 0))

@@ -74,7 +74,6 @@ def _orders_by_vendor() -> QuerySet[PurchaseOrder]:
     received = Q(status=PurchaseOrder.Status.RECEIVED, received_on__isnull=False)
     return (
         PurchaseOrder.objects.exclude(status=PurchaseOrder.Status.DRAFT)
-        .with_lead_times()
         .annotate(received_on=Subquery(received_on), has_open_alert=Exists(open_alert))
         .order_by()
         .values("vendor_id")

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from orders import bulk, history
+from orders import bulk, history, schedules
 from orders.bulk import insert_ignoring_conflicts
 from orders.dates import today
 from orders.models import (
@@ -82,7 +82,8 @@ def quotes_add_bulk(
     """Append many quotes in a fixed number of queries per batch: each validated by the same
     model rules as `quote_add`, none a duplicate of a recorded quote or of another in the list.
 
-    Raises ValidationError naming every bad quote, and then saves none. Once the transaction
+    Raises ValidationError naming every bad quote, and then saves none. The orders' stored
+    schedules are refreshed in the same transaction (orders.schedules). Once the transaction
     commits, each order concerned is re-judged by the slip rules, as after `quote_add`."""
     errors: list[str] = []
     for number, quote in enumerate(quotes, start=1):
@@ -113,6 +114,7 @@ def quotes_add_bulk(
     if errors:
         raise ValidationError(errors)
     bulk.insert_new(quotes, batch_size=batch_size)
+    schedules.refresh(q.order_id for q in quotes)  # bulk inserts send no signals
     if check:
         orders_check_after_commit(order_ids=[q.order_id for q in quotes])
     return list(quotes)

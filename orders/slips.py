@@ -1,12 +1,11 @@
 """Slip rules: plain functions of an order's quote history, receipts, need-by date and today.
 
-No ORM here. `evaluate()` judges one order from its whole quote history; the scan
-(orders.alerts) has the database pick each order's schedule and calls `judge()` on it.
-
-Which quotes apply, and so the baseline and current dates, follow the same definition as the
-SQL in orders/querysets.py (a test checks both agree): a line's applicable quotes are the
-order-level ones plus its own; earliest is baseline, latest current; the order's dates are the
-latest of its lines'.
+No ORM here. The one definition of an order's schedule: a line's applicable quotes are the
+order-level ones plus its own; earliest (by quoted_on, then id) is baseline, latest current;
+the order's dates are the latest of its lines' (orders without lines: their order-level
+quotes). `order_figures()` is what orders.schedules stores on orders and lines; the scan
+(orders.alerts) reads those columns and calls `judge()` on them; `evaluate()` judges one
+order from its whole quote history.
 """
 
 from __future__ import annotations
@@ -101,9 +100,8 @@ def line_schedule(
 
     `quotes` are the order's, sorted by (quoted_on, id); `line_of` gives a quote's line (None
     for the whole order), so the CSV export can pass its database rows as they come instead
-    of building a Quote per row. The one Python spelling of the per-line rule that
-    OrderLine.objects.with_lead_times() states in SQL. A plain tuple, not a NamedTuple: the
-    export calls this once per line, and building one costs it more than the rule itself.
+    of building a Quote per row. A plain tuple, not a NamedTuple: refreshing a stored schedule
+    calls this once per line, and building one costs more than the rule itself.
     """
     applicable = [q for q in quotes if (line := line_of(q)) is None or line == line_id]
     if not applicable:
@@ -115,23 +113,90 @@ def _key(quote: Quote) -> tuple[date, int]:
     return (quote.quoted_on, quote.id)
 
 
-def schedule(quotes: Iterable[Quote], line_ids: Iterable[int] = ()) -> Schedule | None:
-    """Baseline and current quote of an order, or None when it has no applicable quote."""
-    quotes = sorted(quotes, key=_key)
-    order_level = [q for q in quotes if q.line_id is None]
-    per_line = []
-    for line_id in line_ids:
-        plan = line_schedule(quotes, line_id)
-        if plan is not None:
-            per_line.append(plan[:2])
+def _latest_finishing(quotes: Iterable[Quote]) -> Quote:
+    # The order is complete when its last line is; ties go to the later quote.
+    return max(quotes, key=lambda q: (q.delivery_date, _key(q)))
+
+
+def _order_plan(
+    quotes: Sequence[Quote], plans: Iterable[tuple[Quote, Quote, int] | None]
+) -> Schedule | None:
+    """The order's schedule from its lines' plans (`line_schedule`); `quotes` sorted."""
+    per_line = [plan for plan in plans if plan is not None]
     if per_line:
-        # The order is complete when its last line is; ties go to the later quote.
-        baseline = max((b for b, _ in per_line), key=lambda q: (q.delivery_date, _key(q)))
-        current = max((c for _, c in per_line), key=lambda q: (q.delivery_date, _key(q)))
-        return Schedule(baseline, current)
+        return Schedule(
+            _latest_finishing(b for b, _, _ in per_line),
+            _latest_finishing(c for _, c, _ in per_line),
+        )
+    order_level = [q for q in quotes if q.line_id is None]
     if order_level:
         return Schedule(order_level[0], order_level[-1])
     return None
+
+
+def schedule(quotes: Iterable[Quote], line_ids: Iterable[int] = ()) -> Schedule | None:
+    """Baseline and current quote of an order, or None when it has no applicable quote."""
+    quotes = sorted(quotes, key=_key)
+    return _order_plan(quotes, (line_schedule(quotes, line_id) for line_id in line_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A line's or an order's schedule as the columns of the same names store it (and the
+    orders file exports it): dates and days are None until a quote applies."""
+
+    baseline_delivery_date: date | None = None
+    current_delivery_date: date | None = None
+    baseline_lead_days: int | None = None
+    current_lead_days: int | None = None
+    slip_days: int | None = None
+    requote_count: int = 0
+
+
+FIGURES = tuple(Figures.__dataclass_fields__)  # the stored columns, in this order
+
+
+def figures(placed_on: date, baseline: date, current: date, quotes: int) -> Figures:
+    """The figures of a schedule placed on `placed_on`, from `quotes` applicable quotes."""
+    return Figures(
+        baseline,
+        current,
+        (baseline - placed_on).days,
+        (current - placed_on).days,
+        (current - baseline).days,
+        quotes - 1,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFigures:
+    """What is stored for one order: its own figures, the quote that gives its current
+    date, and each line's figures."""
+
+    order: Figures
+    current_quote_id: int | None
+    lines: dict[int, Figures]
+
+
+def order_figures(
+    placed_on: date, quotes: Iterable[Quote], line_ids: Iterable[int]
+) -> OrderFigures:
+    """The stored schedule of an order, from its whole quote history: each line's figures
+    (`line_schedule`), and the order's (`schedule`'s dates, every quote but the first a
+    re-quote). The one definition behind the schedule columns (orders.schedules writes it)."""
+    quotes = sorted(quotes, key=_key)
+    plans = {line_id: line_schedule(quotes, line_id) for line_id in line_ids}
+    lines = {
+        line_id: Figures()
+        if plan is None
+        else figures(placed_on, plan[0].delivery_date, plan[1].delivery_date, plan[2])
+        for line_id, plan in plans.items()
+    }
+    plan = _order_plan(quotes, plans.values())
+    if plan is None:
+        return OrderFigures(Figures(), None, lines)
+    order = figures(placed_on, plan.baseline.delivery_date, plan.current.delivery_date, len(quotes))
+    return OrderFigures(order, plan.current.id, lines)
 
 
 @cache
@@ -181,9 +246,9 @@ def judge(
     """The rules on an open order's schedule: its baseline and current delivery dates (as
     `schedule()` picks them) and the quote giving the current one. Findings come worst first.
 
-    The scan calls this directly with schedules the database picked for a whole batch
-    (orders.alerts.order_schedules, which a test holds to `schedule()`), so it is written
-    for speed: findings are built in rank order, with no sorting."""
+    The scan calls this directly with the schedules stored for a whole batch
+    (orders.alerts.order_schedules), so it is written for speed: findings are built in rank
+    order, with no sorting."""
     base_lead = (baseline - placed_on).days
     cur_lead = (current - placed_on).days
     found: list[Finding] = []

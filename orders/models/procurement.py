@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 
 from orders.history import AuditedHistory
 from orders.querysets import DeliveryQuoteQuerySet, OrderLineQuerySet, PurchaseOrderQuerySet
+from orders.slips import FIGURES
 from orders.text import single_line, single_line_check
 
 currency_validator = RegexValidator(
@@ -112,7 +113,26 @@ class GpuModel(models.Model):
         return self.name
 
 
-class PurchaseOrder(models.Model):
+class StoredSchedule(models.Model):
+    """The schedule (orders.slips.Figures) stored on the row, so pages filter and sort on
+    it: written by orders.schedules in the transaction of every write that changes it, never
+    by a form. Dates and days are NULL until a quote applies."""
+
+    baseline_delivery_date = models.DateField("first quoted date", null=True, editable=False)
+    current_delivery_date = models.DateField("current date", null=True, editable=False)
+    baseline_lead_days = models.IntegerField("first lead time (days)", null=True, editable=False)
+    current_lead_days = models.IntegerField("lead time (days)", null=True, editable=False)
+    slip_days = models.IntegerField("slip (days)", null=True, editable=False)
+    requote_count = models.PositiveIntegerField("re-quotes", default=0, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+SCHEDULE_FIELDS = list(FIGURES)
+
+
+class PurchaseOrder(StoredSchedule):
     Status = OrderStatus
 
     OPEN_STATUSES = (OrderStatus.PLACED, OrderStatus.CONFIRMED, OrderStatus.PARTIALLY_RECEIVED)
@@ -143,12 +163,23 @@ class PurchaseOrder(models.Model):
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The quote giving current_delivery_date (the one a slip alert names). No database
+    # constraint: it is derived like the dates, and rewritten with them.
+    current_quote = models.ForeignKey(
+        "DeliveryQuote",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        editable=False,
+        related_name="+",
+    )
 
     objects = PurchaseOrderQuerySet.as_manager()
     # updated_at changes on every save: the record's own date says when. Watchers (who is
     # emailed about slips) are not part of the trail.
     history = AuditedHistory(
-        excluded_fields=["updated_at"], no_db_index=["po_number", "vendor", "buyer"]
+        excluded_fields=["updated_at", *SCHEDULE_FIELDS, "current_quote"],
+        no_db_index=["po_number", "vendor", "buyer"],
     )
 
     class Meta:
@@ -181,7 +212,14 @@ class PurchaseOrder(models.Model):
                 condition=Q(currency__regex=r"^[A-Z]{3}$"), name="po_currency_iso_code"
             ),
         ]
-        indexes = [models.Index(fields=["status", "placed_on"])]
+        indexes = [
+            models.Index(fields=["status", "placed_on"]),
+            # The changelist's default order, and its sortable schedule columns.
+            models.Index(fields=["-placed_on", "-id"], name="po_placed_on_id_desc"),
+            models.Index(fields=["current_delivery_date", "id"], name="po_current_date"),
+            models.Index(fields=["baseline_delivery_date", "id"], name="po_baseline_date"),
+            models.Index(fields=["slip_days", "id"], name="po_slip_days"),
+        ]
 
     def __str__(self) -> str:
         return self.po_number
@@ -256,7 +294,7 @@ class PurchaseOrder(models.Model):
         return self.status in self.OPEN_STATUSES
 
 
-class OrderLine(models.Model):
+class OrderLine(StoredSchedule):
     order = models.ForeignKey(PurchaseOrder, on_delete=models.CASCADE, related_name="lines")
     gpu_model = models.ForeignKey(
         GpuModel, on_delete=models.PROTECT, related_name="order_lines", verbose_name="GPU model"
@@ -272,7 +310,8 @@ class OrderLine(models.Model):
     )
 
     objects = OrderLineQuerySet.as_manager()
-    history = AuditedHistory(no_db_index=["gpu_model"])
+    # The schedule is derived from the quotes, whose own trail says what changed it.
+    history = AuditedHistory(excluded_fields=SCHEDULE_FIELDS, no_db_index=["gpu_model"])
 
     class Meta:
         ordering = ["order", "id"]

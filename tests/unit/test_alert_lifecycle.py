@@ -336,13 +336,16 @@ def test_the_migration_keeps_the_newest_alert_per_rule_open_and_supersedes_the_r
 
     executor = MigrationExecutor(connection)
     executor.migrate(after)
-
-    assert _alerts(order, "past_need_by") == [
-        (SUPERSEDED, "2023-10-15", migration.SUPERSEDED_REASON),
-        (SUPERSEDED, "2023-11-15", migration.SUPERSEDED_REASON),
-        (OPEN, "2023-12-15", ""),
-    ]
-    assert _alerts(order, "overdue") == [(OPEN, "2023-10-15", "")]
+    try:
+        assert _alerts(order, "past_need_by") == [
+            (SUPERSEDED, "2023-10-15", migration.SUPERSEDED_REASON),
+            (SUPERSEDED, "2023-11-15", migration.SUPERSEDED_REASON),
+            (OPEN, "2023-12-15", ""),
+        ]
+        assert _alerts(order, "overdue") == [(OPEN, "2023-10-15", "")]
+    finally:  # the later migrations, for the tests that follow
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def test_the_admin_lists_open_alerts_unless_asked_and_keeps_closed_ones_as_history(

@@ -514,9 +514,10 @@ def test_the_scan_runs_a_fixed_number_of_queries_per_batch() -> None:
     assert SlipAlert.objects.count() == 60 * 4
 
 
-def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
-    """orders.slips.schedule() / line_schedule() and the with_lead_times() annotations define
-    the same dates, and per line the same re-quote count."""
+def test_the_stored_schedule_is_the_python_rule_on_the_history() -> None:
+    """The columns orders.schedules stores, written by quotes added one at a time, hold what
+    orders.slips.schedule() / line_schedule() pick from the history: the order's dates, and
+    per line both dates and the re-quote count."""
     rng = random.Random(20230414)
     gpus = [GpuModelFactory(name=n) for n in ("A100 80GB SXM", "H100 SXM", "A10")]
     for _ in range(40):
@@ -533,7 +534,7 @@ def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
                 quoted_on=quoted_on,
                 delivery_date=quoted_on + timedelta(days=rng.randint(0, 250)),
             )
-    orders = PurchaseOrder.objects.with_lead_times().prefetch_related("quotes", "lines")
+    orders = PurchaseOrder.objects.all().prefetch_related("quotes", "lines")
     for order in orders:
         plan = schedule(
             [Quote(q.pk, q.quoted_on, q.delivery_date, q.line_id) for q in order.quotes.all()],
@@ -544,7 +545,7 @@ def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
         )
         assert (order.baseline_delivery_date, order.current_delivery_date) == expected
     # Per line, what the orders CSV shows: both dates and the re-quote count.
-    lines = OrderLine.objects.with_lead_times().prefetch_related("order__quotes")
+    lines = OrderLine.objects.all().prefetch_related("order__quotes")
     for line in lines:
         quotes = sorted(line.order.quotes.all(), key=lambda q: (q.quoted_on, q.pk))
         line_plan = line_schedule(quotes, line.pk)
@@ -557,7 +558,7 @@ def test_python_and_sql_agree_on_baseline_and_current_dates() -> None:
 
 
 def test_the_scans_schedule_query_agrees_with_the_python_rule() -> None:
-    """orders.alerts.order_schedules() picks, per open order, what orders.slips.schedule()
+    """orders.alerts.order_schedules() reads, per open order, what orders.slips.schedule()
     picks from the same quotes (baseline and current date, and the current quote: ties
     included), and sees the same receipts, on random orders with several lines, line-level
     quotes, same-day and same-date quotes, and closed orders; for a pk range and an id list."""

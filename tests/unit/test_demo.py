@@ -47,7 +47,7 @@ def test_loaded_again_a_year_later_the_demo_keeps_its_dates() -> None:
 @pytest.mark.parametrize("as_of", [None, D("2026-12-04"), D("2027-08-01"), D("2027-10-06")])
 def test_demo_covers_the_market_scenarios(as_of: date | None) -> None:
     load_demo(as_of=as_of)
-    orders = {o.po_number[8:]: o for o in PurchaseOrder.objects.with_lead_times()}
+    orders = {o.po_number[8:]: o for o in PurchaseOrder.objects.all()}
     kinds = set(PurchaseOrder.objects.values_list("vendor__kind", flat=True))
     assert {"oem", "distributor", "reseller"} <= kinds
     gpus = set(PurchaseOrder.objects.values_list("lines__gpu_model__name", flat=True))
@@ -84,7 +84,7 @@ def test_the_demo_ends_in_the_year_up_to_the_day_it_is_loaded(as_of: date, year:
     # Nothing dated after the day it is loaded; its last event within the year before.
     assert as_of - timedelta(days=366) < latest <= as_of
     # No open order's dates years in the past; the quota periods still cover half-years.
-    for order in PurchaseOrder.objects.open().with_lead_times():
+    for order in PurchaseOrder.objects.open():
         assert order.placed_on > as_of - timedelta(days=2 * 366)
     assert set(Quota.objects.values_list("period_start", "period_end")) == {
         (D(f"{year}-07-01"), D(f"{year}-12-31")),
@@ -98,7 +98,7 @@ def test_the_command_dates_the_story_up_to_today(
     freezer_today("2026-12-04")
     with django_capture_on_commit_callbacks(execute=True):
         call_command("load_demo", stdout=StringIO())
-    december = PurchaseOrder.objects.with_lead_times().get(po_number="PO-2026-0412")
+    december = PurchaseOrder.objects.all().get(po_number="PO-2026-0412")
     assert december.current_delivery_date == D("2026-12-15")  # "Pushed to December."
     assert december.placed_on == D("2026-04-14")
     assert DeliveryQuote.objects.aggregate(day=Max("quoted_on"))["day"] == D("2026-07-21")

@@ -106,7 +106,7 @@ def test_orders_file_header_and_the_demo_order_pushed_to_december(demo: None) ->
 
 
 def test_lines_of_a_split_shipment_have_their_own_figures(demo: None) -> None:
-    """The semantics of OrderLine.objects.with_lead_times(): a line-level re-quote moves only
+    """The semantics of OrderLine.objects.all(): a line-level re-quote moves only
     its line; the order-level quote still applies to the other one."""
     rows = [r for r in _records(_command("export_orders")) if r["po_number"] == "PO-2023-0405"]
     columns = ("gpu_model", "baseline_delivery_date", "current_delivery_date", "slip_days")
@@ -213,9 +213,9 @@ def _scan_and_acknowledge_some(rng: random.Random, *, today: date) -> None:
         SlipAlert.objects.filter(pk__in=closed).update(status=status, closed_at=timezone.now())
 
 
-def test_rows_equal_the_with_lead_times_annotations_on_random_orders() -> None:
-    """The export computes the figures in Python; OrderLine.objects.with_lead_times() and
-    with_open_alerts() define them. Random orders: no lines or several, order- and line-level
+def test_rows_equal_the_stored_line_columns_on_random_orders() -> None:
+    """The export writes each line's stored figures and with_open_alerts()'s codes, as the
+    ORM reads them. Random orders: no lines or several, order- and line-level
     quotes (same-day ones too), none, acknowledged alerts, text that needs quotes or `'`."""
     rng = random.Random(20231126)
     gpus = [GpuModelFactory(name=n) for n in ("A100 80GB SXM", "H100, SXM", '=A10 "x"')]
@@ -525,9 +525,8 @@ def test_export_orders_refuses_an_unknown_status_or_vendor(demo: None) -> None:
 
 # --- Fixed query count ----------------------------------------------------------------------
 
-# The orders file: one COPY on PostgreSQL; lines, quotes and alerts walked side by side
-# elsewhere.
-ORDERS_FILE_READS = 1 if ON_POSTGRES else 3
+# The orders file: one COPY on PostgreSQL; lines and alerts walked side by side elsewhere.
+ORDERS_FILE_READS = 1 if ON_POSTGRES else 2
 
 
 def _orders(n: int) -> None:
