@@ -69,12 +69,12 @@ from orders.models import (
 )
 from orders.notifications import build_digests
 from orders.roles import Role, role_grant
-from orders.slips import OrderFacts, Quote, evaluate
+from orders.slips import FIGURES, OrderFacts, Quote, evaluate, order_figures
 
 TODAY = date(2023, 6, 15)  # the day the scans are run "for"
 PO_PREFIX = "BENCH-"
 BUYER = "bench-buyer"
-CHUNK = 5_000  # orders per bulk_create round
+CHUNK = 20_000  # orders per COPY round
 SEED = 20230615
 
 # Target figures (see bench/README.md).
@@ -232,56 +232,107 @@ def ensure_reference_data() -> tuple[list[int], list[tuple[int, Decimal]], int]:
     return vendor_ids, models, buyer.pk
 
 
+def _copy(model: Any, rows: list[Any]) -> None:
+    """COPY these unsaved instances (primary keys set) into the model's table, each column
+    prepared by its field as bulk_create would (defaults, auto_now_add, JSON)."""
+    fields = [f for f in model._meta.local_concrete_fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table(model)} ({columns}) FROM STDIN") as copy:
+            for obj in rows:
+                copy.write_row(
+                    [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+                )
+
+
+def _next_ids(*models: Any) -> list[int]:
+    with connection.cursor() as cursor:
+        found = []
+        for model in models:
+            cursor.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table(model)}")
+            found.append(cursor.fetchone()[0])
+        return found
+
+
+def _reset_sequences(*models: Any) -> None:
+    with connection.cursor() as cursor:
+        for model in models:
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table(model)}), false)",
+                [model._meta.db_table],
+            )
+
+
+def _store_schedule(target: Any, figures: Any) -> None:
+    for name in FIGURES:
+        setattr(target, name, getattr(figures, name))
+
+
 def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
+    """N open orders, one line and Q quotes each, written with COPY, their stored schedule
+    computed by the one definition (orders.slips.order_figures) as orders.schedules would."""
     rng = random.Random(SEED)
     vendor_ids, models, buyer_id = ensure_reference_data()
     span = (PLACED_TO - PLACED_FROM).days
     counts: Counter[str] = Counter()
+    order_id, line_id, quote_id = _next_ids(PurchaseOrder, OrderLine, DeliveryQuote)
     for start in range(0, n_orders, CHUNK):
         size = min(CHUNK, n_orders - start)
-        orders, plans = [], []
+        orders, lines, quotes = [], [], []
         for i in range(start, start + size):
             placed = PLACED_FROM + days(rng.randint(0, span))
             need_by = placed + days(rng.randint(45, 150)) if rng.random() < 0.4 else None
-            orders.append(
-                PurchaseOrder(
-                    po_number=f"{PO_PREFIX}{i + 1:07d}",
-                    vendor_id=rng.choice(vendor_ids),
-                    buyer_id=buyer_id,
-                    status=PurchaseOrder.Status.CONFIRMED,
-                    placed_on=placed,
-                    need_by=need_by,
-                    currency="USD",
-                )
+            order = PurchaseOrder(
+                pk=order_id,
+                po_number=f"{PO_PREFIX}{i + 1:07d}",
+                vendor_id=rng.choice(vendor_ids),
+                buyer_id=buyer_id,
+                status=PurchaseOrder.Status.CONFIRMED,
+                placed_on=placed,
+                need_by=need_by,
+                currency="USD",
             )
-            plans.append(quote_plan(rng, placed, n_quotes))
-        with transaction.atomic():
-            PurchaseOrder.objects.bulk_create(orders)
-            lines = []
-            for order in orders:
-                gpu_model_id, price = rng.choice(models)
-                lines.append(
-                    OrderLine(
-                        order_id=order.pk,
-                        gpu_model_id=gpu_model_id,
-                        quantity=8 * rng.randint(1, 48),
-                        unit_price=price,
+            plan = quote_plan(rng, placed, n_quotes)
+            gpu_model_id, price = rng.choice(models)
+            line = OrderLine(
+                pk=line_id,
+                order_id=order_id,
+                gpu_model_id=gpu_model_id,
+                quantity=8 * rng.randint(1, 48),
+                unit_price=price,
+            )
+            history = []
+            for quoted_on, delivery in plan:
+                quotes.append(
+                    DeliveryQuote(
+                        pk=quote_id,
+                        order_id=order_id,
+                        quoted_on=quoted_on,
+                        delivery_date=delivery,
+                        source="bench",
                     )
                 )
-            OrderLine.objects.bulk_create(lines)
-            quotes = [
-                DeliveryQuote(
-                    order_id=order.pk, quoted_on=quoted_on, delivery_date=delivery, source="bench"
-                )
-                for order, plan in zip(orders, plans, strict=True)
-                for quoted_on, delivery in plan
-            ]
-            DeliveryQuote.objects.bulk_create(quotes, batch_size=CHUNK)
+                history.append(Quote(quote_id, quoted_on, delivery))
+                quote_id += 1
+            stored = order_figures(placed, history, [line_id])
+            _store_schedule(order, stored.order)
+            order.current_quote_id = stored.current_quote_id
+            _store_schedule(line, stored.lines[line_id])
+            orders.append(order)
+            lines.append(line)
+            order_id += 1
+            line_id += 1
+        with transaction.atomic():
+            _copy(PurchaseOrder, orders)
+            _copy(OrderLine, lines)
+            _copy(DeliveryQuote, quotes)
         counts["orders"] += len(orders)
         counts["lines"] += len(lines)
         counts["quotes"] += len(quotes)
         if (start // CHUNK) % 5 == 4 or start + size == n_orders:
             print(f"  {counts['orders']:>9,} orders", flush=True)
+    _reset_sequences(PurchaseOrder, OrderLine, DeliveryQuote)
     return dict(counts)
 
 
@@ -628,7 +679,7 @@ def main() -> int:
     delete_benchmark_data()
     print(f"  migrate + delete earlier benchmark data: {time.perf_counter() - started:.1f} s")
 
-    heading(f"Generating {args.orders:,} orders (bulk_create, {CHUNK:,} per round)")
+    heading(f"Generating {args.orders:,} orders (COPY, {CHUNK:,} per round)")
     started = time.perf_counter()
     counts = generate(args.orders, args.quotes)
     generated = time.perf_counter() - started
