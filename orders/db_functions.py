@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from django.db import connection
 from django.db.backends.signals import connection_created
 from django.db.models import Aggregate, FloatField, Func, IntegerField
 
@@ -117,3 +118,31 @@ class DaysBetween(Func):
             arg_joiner=") - julianday(",
             **extra,
         )
+
+
+def distinct_values(model: Any, column: str) -> list[Any]:
+    """The distinct non-null values of `model`'s `column` (a foreign key's column, indexed).
+
+    On PostgreSQL a loose index scan: a recursive query that jumps along the column's index
+    from one value to the next, one index lookup per distinct value, where SELECT DISTINCT
+    reads every row (PostgreSQL has no skip scan; the ORM cannot say a recursive query, hence
+    the SQL). Elsewhere SELECT DISTINCT."""
+    if connection.vendor != "postgresql":
+        return list(
+            model._default_manager.exclude(**{f"{column}__isnull": True})
+            .order_by()
+            .values_list(column, flat=True)
+            .distinct()
+        )
+    table = connection.ops.quote_name(model._meta.db_table)
+    name = connection.ops.quote_name(model._meta.get_field(column).column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH RECURSIVE keys (value) AS ("
+            f" SELECT MIN({name}) FROM {table}"
+            f" UNION ALL"
+            f" SELECT (SELECT MIN({name}) FROM {table} WHERE {name} > keys.value)"
+            f" FROM keys WHERE keys.value IS NOT NULL"
+            f") SELECT value FROM keys WHERE value IS NOT NULL"
+        )
+        return [value for (value,) in cursor.fetchall()]

@@ -9,7 +9,9 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.http import QueryDict
 
+from orders import permissions
 from orders.dashboard import Selection
+from orders.db_functions import distinct_values
 from orders.models import GpuModel, PurchaseOrder, Vendor
 from orders.people import person_name
 
@@ -52,9 +54,17 @@ class DashboardFilterForm(forms.Form):
         form = cls(data)
         form.viewer = user
         # Buyers of orders the user may see: names of the others are none of their business.
-        visible = PurchaseOrder.objects.visible_to(user).order_by().values("buyer_id")
+        # Who sees every order gets every buyer, read along the buyer index.
         buyers = form.fields["buyer"]
-        buyers.queryset = buyers.queryset.filter(pk__in=visible)
+        if permissions.view_scope(user) is permissions.Scope.ALL:
+            visible: Any = distinct_values(PurchaseOrder, "buyer_id")
+        else:
+            visible = PurchaseOrder.objects.visible_to(user).order_by().values("buyer_id")
+        buyers.queryset = (
+            get_user_model()
+            .objects.filter(pk__in=visible)
+            .order_by("first_name", "last_name", "username")
+        )
         return form
 
     viewer: Any = None  # set by for_request: whose dashboard (orders.permissions)

@@ -3,6 +3,7 @@ date, lead days, slip, re-quotes) are stored columns (orders.schedules), read li
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from django.db import models
@@ -11,6 +12,8 @@ from django.db.models import (
     CharField,
     Exists,
     Func,
+    Max,
+    Min,
     OuterRef,
     Q,
     Subquery,
@@ -62,6 +65,26 @@ def _open_alert_codes(order_ref: str) -> Subquery:
     return Subquery(alerts, output_field=CharField())
 
 
+def _periods(first: date, last: date, kind: str) -> list[tuple[date, date]]:
+    """[start, end) of each year, month or day from the one holding `first` to `last`'s."""
+    periods = []
+    start = {"year": first.replace(month=1, day=1), "month": first.replace(day=1)}.get(kind, first)
+    while start <= last:
+        if kind == "year":
+            end = start.replace(year=start.year + 1)
+        elif kind == "month":
+            end = (start + timedelta(days=31)).replace(day=1)
+        else:
+            end = start + timedelta(days=1)
+        periods.append((start, end))
+        start = end
+    return periods
+
+
+# Beyond this many candidate periods probing costs more than truncating every row.
+_MAX_PROBED_PERIODS = 400
+
+
 class PurchaseOrderQuerySet(models.QuerySet):
     def own_q(self, user: Any) -> Q:
         """The orders `user` buys or watches, as a filter on the order's own columns (an
@@ -72,6 +95,29 @@ class PurchaseOrderQuerySet(models.QuerySet):
             purchaseorder_id=OuterRef("pk"), user_id=user.pk
         )
         return Q(buyer_id=user.pk) | Exists(watching)
+
+    def dates(self, field_name: str, kind: str, order: str = "ASC") -> list[date]:  # type: ignore[override]  # a list, not a QuerySet: the admin only iterates it
+        """The distinct years, months or days (`kind`) of `field_name` among these orders, as
+        QuerySet.dates() gives them (the admin's date drill-down asks), in two queries: the
+        first and last date, then one EXISTS per period between them, each a range on the
+        date's index. Django's own truncates and sorts every row, which at a million orders
+        is the slowest part of the order list."""
+        field = self.model._meta.get_field(field_name)
+        if kind not in {"year", "month", "day"} or field.get_internal_type() != "DateField":
+            return list(super().dates(field_name, kind, order))
+        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        if bounds["first"] is None:
+            return []
+        periods = _periods(bounds["first"], bounds["last"], kind)
+        if len(periods) > _MAX_PROBED_PERIODS:
+            return list(super().dates(field_name, kind, order))
+        probes = {
+            f"p{i}": Exists(self.filter(**{f"{field_name}__gte": a, f"{field_name}__lt": b}))
+            for i, (a, b) in enumerate(periods)
+        }
+        found = self.order_by().annotate(**probes).values(*probes)[:1].get()
+        held = [start for i, (start, _) in enumerate(periods) if found[f"p{i}"]]
+        return held if order == "ASC" else held[::-1]
 
     def visible_to(self, user: Any) -> PurchaseOrderQuerySet:
         """The orders `user` may see (orders.permissions.view_scope)."""

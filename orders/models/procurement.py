@@ -219,6 +219,24 @@ class PurchaseOrder(StoredSchedule):
             models.Index(fields=["current_delivery_date", "id"], name="po_current_date"),
             models.Index(fields=["baseline_delivery_date", "id"], name="po_baseline_date"),
             models.Index(fields=["slip_days", "id"], name="po_slip_days"),
+            # The changelist's vendor and slipping filters together (counted from the index).
+            models.Index(fields=["vendor", "slip_days"], name="po_vendor_slip_days"),
+            # The dashboard's list: open slipping orders, worst first (dashboard
+            # .slipping_orders' order), read a page at a time from the index.
+            models.Index(
+                F("slip_days").desc(),
+                "need_by",  # ascending, nulls last: PostgreSQL's default order, SQLite's only
+                "po_number",
+                name="po_open_slipping_worst_first",
+                condition=Q(
+                    status__in=[
+                        OrderStatus.PLACED,
+                        OrderStatus.CONFIRMED,
+                        OrderStatus.PARTIALLY_RECEIVED,
+                    ],
+                    slip_days__gt=0,
+                ),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -67,7 +67,10 @@ def test_order_changelist_runs_the_same_queries_for_10_and_200_orders(
     with django_assert_num_queries(with_10):
         response = admin_client_logged_in.get(CHANGELIST + query + ("&" if query else "?") + "all=")
     assert response.status_code == 200
-    assert with_10 <= 15, f"{with_10} queries for one page of orders"
+    # Session, user, the page, its count and prefetches, the date drill-down (2), each
+    # filter's choices in two steps (keys along the index, then names), a vendor lookup per
+    # search word.
+    assert with_10 <= 17, f"{with_10} queries for one page of orders"
 
 
 def test_changelist_shows_lead_times_and_slip(admin_client_logged_in: Any) -> None:
