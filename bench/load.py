@@ -11,14 +11,16 @@ the static files and starts gunicorn on a free loopback port with production's s
 off, WhiteNoise, persistent database connections, 3 sync workers, an access log), logs in with
 a POST to /admin/login/ as a browser would, and then:
 
-- drives each page (the order changelist, filtered and searched; the dashboard; the lead-time
-  chart page; a filtered orders CSV export from the changelist and from the dashboard) with wrk
-  for a bounded time on C connections, and reads requests/s and the 50th/95th/99th percentile
-  latency from a Lua script's done() hook;
+- drives each page (the order changelist: page 1, filtered and searched; the dashboard; the
+  lead-time charts; the vendor scorecards; the prices; a filtered orders CSV export from the
+  changelist and from the dashboard) with wrk for a bounded time on C connections, and reads
+  requests/s and the 50th/95th/99th percentile latency from a Lua script's done() hook;
 - downloads the CSV export of every order a few times, one request after another (one long
-  streamed request: concurrency would measure the queue, not the export), for time and bytes.
+  streamed request: concurrency would measure the queue, not the export), for time and bytes;
+- renders each page once in this process with Django's test client and counts its queries.
 
-Every response must be a 200 (the Lua script counts the rest: wrk itself counts only statuses
+Targets (check_targets): every HTML page's p95 within its limit for the run's size (P95_LIMITS),
+and every response a 200 (the Lua script counts the rest: wrk itself counts only statuses
 >= 400, so a redirect to the login page would pass) with no socket errors or timeouts. It prints
 a Markdown table and exits 1 when any target failed, 2 when it refuses the database (anything but
 PostgreSQL, or orders it did not create: it deletes every slip alert).
@@ -43,7 +45,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -378,12 +380,16 @@ class Target:
     path: str
     content_type: str = "text/html"
 
+    @property
+    def html(self) -> bool:
+        """An HTML page: the p95 targets apply to these, not to the CSV downloads."""
+        return self.content_type == "text/html"
+
 
 def targets(vendor_id: int) -> list[Target]:
-    """The pages driven with wrk. "One vendor" is one of five, a fifth of the orders. The
-    slipping filters need each candidate order's slip, computed by correlated subqueries over
-    its quotes (PurchaseOrderQuerySet.with_lead_times): their cost follows the number of
-    candidates, so the changelist's count and the dashboard's lists grow with the data."""
+    """The pages driven with wrk, then the CSV exports. "One vendor" is one of five, a fifth of
+    the orders. The slipping filters read each order's stored slip (orders.schedules), so the
+    changelist's count and the dashboard's page follow the number of slipping orders."""
     vendor = f"vendor__id__exact={vendor_id}"
     return [
         Target("changelist, page 1", CHANGELIST),
@@ -391,6 +397,8 @@ def targets(vendor_id: int) -> list[Target]:
         Target("changelist: search `BENCH-00012`", f"{CHANGELIST}?q=BENCH-00012"),
         Target("dashboard, all buyers", "/?vendor=&gpu_model=&buyer="),
         Target("lead-time charts", "/lead-times/"),
+        Target("vendor scorecards", "/vendors/"),
+        Target("prices", "/prices/"),
         Target(
             "orders CSV (changelist): one vendor", f"{CHANGELIST}export-csv/?{vendor}", "text/csv"
         ),
@@ -400,6 +408,69 @@ def targets(vendor_id: int) -> list[Target]:
             "text/csv",
         ),
     ]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One target's wrk run: its figures (None when wrk did not run or printed none) and what
+    made it fail (empty when every request got a 200)."""
+
+    target: Target
+    result: WrkResult | None
+    problems: tuple[str, ...] = ()
+
+
+PAGES_HEADER = (
+    "| target | requests | requests/s | p50 ms | p95 ms | p99 ms | KB/response | errors "
+    "| queries |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+)
+
+
+def page_row(measured: Measured, queries: str) -> str:
+    """The target's line of the summary table; with no figures, its problems in `errors`."""
+    name, result = measured.target.name, measured.result
+    if result is None:
+        return f"| {name} | - | - | - | - | - | - | {'; '.join(measured.problems)} | {queries} |"
+    per_response = result.bytes / result.requests / 1024 if result.requests else 0
+    return (
+        f"| {name} | {result.requests:,} | {result.requests_per_second:,.2f} | "
+        f"{ms(result.p50_ms)} | {ms(result.p95_ms)} | {ms(result.p99_ms)} | "
+        f"{per_response:,.0f} | {result.errors} | {queries} |"
+    )
+
+
+def count_queries(pages: Sequence[Target]) -> dict[str, str]:
+    """The queries of one request of each page: rendered once in this process with Django's
+    test client as the bench superuser, under CaptureQueriesContext (the session and user
+    look-ups included, as under gunicorn; a streamed CSV read to its end). Called after the wrk
+    runs, so this process's database work never overlaps a measurement."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    # ALLOWED_HOSTS is production's (127.0.0.1, localhost), not the test client's "testserver".
+    client = Client(HTTP_HOST="127.0.0.1")
+    counts: dict[str, str] = {}
+    try:
+        client.force_login(get_user_model().objects.get(username=ADMIN_USER))
+        for target in pages:
+            with CaptureQueriesContext(connection) as captured:
+                try:
+                    response = client.get(target.path, secure=settings.SECURE_SSL_REDIRECT)
+                    if response.streaming:
+                        for _ in response.streaming_content:
+                            pass
+                        response.close()
+                except Exception as error:  # a figure missing, not a crashed benchmark
+                    counts[target.name] = f"error: {type(error).__name__}: {error}"
+                    continue
+            status = "" if response.status_code == 200 else f" (status {response.status_code})"
+            counts[target.name] = f"{len(captured)}{status}"
+    finally:
+        connection.close()
+    return counts
 
 
 def check_page(base_url: str, target: Target, cookie: str) -> tuple[Fetched, list[str]]:
@@ -528,8 +599,8 @@ class Bench:
         self.failures.append(f"{name}: {'; '.join(problems)}")
         print(f"  FAILED: {'; '.join(problems)}\n  gunicorn's log:\n    {tail(self.log)}")
 
-    def measure(self, index: int, target: Target, script: Path) -> str:
-        """Warm up, run wrk, and return the target's table row."""
+    def measure(self, index: int, target: Target, script: Path) -> Measured:
+        """Warm up, run wrk, and return what it measured."""
         print(f"\n== {target.name}: {target.path}", flush=True)
         result = None
         with self.served(f"{index}") as base_url:
@@ -549,14 +620,7 @@ class Bench:
                     problems.append(f"a longer --duration than {self.args.duration} s may help")
         if problems:
             self.fail(target.name, problems)
-        if result is None:
-            return f"| {target.name} | - | - | - | - | - | - | {'; '.join(problems)} |"
-        per_response = result.bytes / result.requests / 1024 if result.requests else 0
-        return (
-            f"| {target.name} | {result.requests:,} | {result.requests_per_second:,.2f} | "
-            f"{ms(result.p50_ms)} | {ms(result.p95_ms)} | {ms(result.p99_ms)} | "
-            f"{per_response:,.0f} | {result.errors} |"
-        )
+        return Measured(target, result, tuple(problems))
 
     def download(self, target: Target) -> list[Fetched]:
         """The full export, one request after another on an idle server."""
@@ -602,12 +666,14 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     script.write_text(WRK_SCRIPT)
     bench.loads.append(load_average())
 
-    rows = [
-        bench.measure(i, target, script)
-        for i, target in enumerate(targets(prepared["vendor_id"]), start=1)
-    ]
+    pages = targets(prepared["vendor_id"])
+    measured = [bench.measure(i, target, script) for i, target in enumerate(pages, start=1)]
     everything = Target("orders CSV, every order", f"{CHANGELIST}export-csv/", "text/csv")
     downloads = bench.download(everything)
+    print("\n== Queries per request (one request of each target, Django's test client)")
+    queries = count_queries(pages)
+    for name, count in queries.items():
+        print(f"  {name}: {count}")
 
     print(
         f"\n== Summary: {args.orders:,} orders x {args.quotes} quotes, "
@@ -615,9 +681,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         f"{args.connections} connections for {args.duration} s per target; load average "
         f"(1 min) {min(bench.loads):.2f} to {max(bench.loads):.2f}\n"
     )
-    print("| target | requests | requests/s | p50 ms | p95 ms | p99 ms | KB/response | errors |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print("\n".join(rows))
+    print(PAGES_HEADER)
+    print("\n".join(page_row(m, queries.get(m.target.name, "-")) for m in measured))
     times = sorted(d.seconds for d in downloads)
     print(
         f"\n| sequential download | requests | median s | each (s) | bytes | lines |\n"
@@ -627,21 +692,58 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         f"{downloads[-1].lines:,} |"
     )
     print()
-    return check_targets(bench.failures)
+    return check_targets(args.orders, measured, bench.failures)
 
 
-def check_targets(failures: list[str]) -> int:
-    """The target's line (bench/verdicts.py), each failure listed; 1 if there was one, else 0."""
+@dataclass(frozen=True)
+class P95Limits:
+    """The p95 limits (ms) of the HTML pages from `from_orders` orders up: `every_page_ms` for
+    each, `pages_ms` tighter ones for named pages."""
+
+    from_orders: int
+    every_page_ms: float
+    pages_ms: tuple[tuple[str, float], ...] = ()
+
+
+# The HTML pages' p95 targets by the size of the run: the last row whose from_orders is at most
+# --orders applies. The CSV downloads have none: their time follows the rows they hold.
+P95_LIMITS = (
+    P95Limits(from_orders=0, every_page_ms=500),
+    P95Limits(from_orders=1_000_000, every_page_ms=1000, pages_ms=(("changelist, page 1", 300),)),
+)
+
+
+def p95_limit(orders: int, page: str) -> float:
+    """The p95 limit (ms) of an HTML page in a run of `orders` orders."""
+    limits = [row for row in P95_LIMITS if row.from_orders <= orders][-1]
+    return min([limits.every_page_ms, *(limit for name, limit in limits.pages_ms if name == page)])
+
+
+def check_targets(orders: int, measured: Sequence[Measured], failures: list[str]) -> int:
+    """Each HTML page's p95 against its limit (a page with no figure misses it) and every
+    response a 200, each failure listed: the table through bench/verdicts.py, which returns 1
+    when any target was missed, else 0."""
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
-    measured = f"{len(failures)} failure(s)" if failures else "all 200, none"
-    return verdicts.report(
-        [
-            verdicts.Target(
-                "every response a 200; no socket errors or timeouts", measured, not failures
-            )
-        ]
+    lines = []
+    for page in measured:
+        if not page.target.html:
+            continue
+        limit = p95_limit(orders, page.target.name)
+        name = f"{page.target.name}: p95 <= {limit:,.0f} ms"
+        if page.result is None or page.result.requests == 0:
+            lines.append(verdicts.Target(name, "no figure", False))
+        else:
+            p95 = page.result.p95_ms
+            lines.append(verdicts.Target(name, f"{ms(p95)} ms", p95 <= limit))
+    lines.append(
+        verdicts.Target(
+            "every response a 200; no socket errors or timeouts",
+            f"{len(failures)} failure(s)" if failures else "all 200, none",
+            not failures,
+        )
     )
+    return verdicts.report(lines)
 
 
 if __name__ == "__main__":

@@ -111,13 +111,74 @@ def test_export_orders_exits_1_on_a_missing_or_missed_figure(capsys: Any) -> Non
     assert capsys.readouterr().out.count("| MISS |") == 6
 
 
-def test_load_exits_1_on_a_failed_request(capsys: Any) -> None:
-    load = _bench("load")
-    assert load.check_targets([]) == 0
-    assert load.check_targets(["/lead-times/: 3 timeouts"]) == 1
+@pytest.fixture(scope="module")
+def load() -> ModuleType:
+    return _bench("load")
+
+
+def _page(
+    load: ModuleType, name: str, p95_ms: float, *, csv: bool = False, requests: int = 40
+) -> Any:
+    result = load.WrkResult(
+        requests=requests,
+        seconds=3.0,
+        requests_per_second=requests / 3,
+        bytes=40_000,
+        p50_ms=p95_ms / 2,
+        p95_ms=p95_ms,
+        p99_ms=p95_ms,
+        max_ms=p95_ms,
+        not_200=0,
+        bad_status=0,
+        non_2xx_3xx=0,
+    )
+    target = load.Target(name, "/", "text/csv" if csv else "text/html")
+    return load.Measured(target, result)
+
+
+def test_load_exits_1_on_a_failed_request(load: ModuleType, capsys: Any) -> None:
+    pages = [_page(load, "lead-time charts", 100)]
+    assert load.check_targets(2_000, pages, []) == 0
+    assert load.check_targets(2_000, pages, ["/lead-times/: 3 timeouts"]) == 1
     out, err = capsys.readouterr()
-    assert "| MISS |" in out
+    assert "| every response a 200; no socket errors or timeouts | 1 failure(s) | MISS |" in out
     assert "/lead-times/: 3 timeouts" in err
+
+
+def test_load_p95_limits_follow_the_size_of_the_run(load: ModuleType, capsys: Any) -> None:
+    def check(orders: int, name: str, p95_ms: float) -> int:
+        return load.check_targets(orders, [_page(load, name, p95_ms)], [])
+
+    # Under 1,000,000 orders: 500 ms for every HTML page, the changelist's first page included.
+    assert check(100_000, "dashboard, all buyers", 500) == 0
+    assert check(100_000, "dashboard, all buyers", 501) == 1
+    assert check(999_999, "changelist, page 1", 450) == 0
+    assert check(2_000, "prices", 600) == 1
+    # From 1,000,000: 1,000 ms for every HTML page, 300 ms for the changelist's first page.
+    assert check(1_000_000, "dashboard, all buyers", 900) == 0
+    assert check(1_000_000, "dashboard, all buyers", 1_001) == 1
+    assert check(1_000_000, "changelist, page 1", 300) == 0
+    assert check(1_000_000, "changelist, page 1", 301) == 1
+    out = capsys.readouterr().out
+    assert "| dashboard, all buyers: p95 <= 500 ms | 501 ms | MISS |" in out
+    assert "| changelist, page 1: p95 <= 300 ms | 301 ms | MISS |" in out
+    assert "| dashboard, all buyers: p95 <= 1,000 ms | 900 ms | PASS |" in out
+
+
+def test_load_csv_downloads_have_no_p95_target(load: ModuleType, capsys: Any) -> None:
+    csv = _page(load, "orders CSV (changelist): one vendor", 5_000, csv=True)
+    assert load.check_targets(100_000, [csv, _page(load, "prices", 200)], []) == 0
+    assert "orders CSV" not in capsys.readouterr().out
+
+
+def test_load_a_page_without_figures_misses_its_p95(load: ModuleType, capsys: Any) -> None:
+    nothing_completed = _page(load, "dashboard, all buyers", 0, requests=0)
+    assert load.check_targets(100_000, [nothing_completed], []) == 1
+    no_wrk = load.Measured(load.Target("prices", "/prices/"), None, ("wrk failed",))
+    assert load.check_targets(100_000, [no_wrk], ["prices: wrk failed"]) == 1
+    out = capsys.readouterr().out
+    assert "| dashboard, all buyers: p95 <= 500 ms | no figure | MISS |" in out
+    assert "| prices: p95 <= 500 ms | no figure | MISS |" in out
 
 
 @pytest.mark.parametrize("wrapper", sorted(p.name for p in BENCH.glob("*.sh")))

@@ -15,6 +15,8 @@ LOAD_PY = Path(__file__).resolve().parents[2] / "bench" / "load.py"
 
 @pytest.fixture(scope="module")
 def load() -> ModuleType:
+    if str(LOAD_PY.parent) not in sys.path:  # as when the script runs: it imports verdicts
+        sys.path.insert(0, str(LOAD_PY.parent))
     spec = importlib.util.spec_from_file_location("bench_load", LOAD_PY)
     assert spec is not None
     assert spec.loader is not None
