@@ -4,6 +4,7 @@ Run from the project root with DATABASE_URL pointing at a throwaway PostgreSQL d
 (bench/load.sh starts one, and installs wrk):
 
     python bench/load.py [--orders 100000] [--duration 20] [--connections 4] [--workers 3]
+                         [--baseline REV [--baseline-orders M]]
 
 It reuses bench/scan_slips.py's data: N open orders, one line and Q quotes each, seeded, then
 runs the slip scan so orders carry alerts, and VACUUM ANALYZE. It creates a superuser, collects
@@ -24,6 +25,9 @@ and every response a 200 (the Lua script counts the rest: wrk itself counts only
 >= 400, so a redirect to the login page would pass) with no socket errors or timeouts. It prints
 a Markdown table and exits 1 when any target failed, 2 when it refuses the database (anything but
 PostgreSQL, or orders it did not create: it deletes every slip alert).
+
+With --baseline REV it first runs that revision's own bench/load.sh in a temporary git worktree
+and prints its figures beside this code's; the baseline's failures are shown, not counted.
 """
 
 from __future__ import annotations
@@ -533,6 +537,203 @@ def tail(log: Path, lines: int = 30) -> str:
     return "\n    ".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
+# --- The code before: --baseline --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Before:
+    """One target's figures in the baseline's summary, or why it has none."""
+
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    failed: str = ""
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().removeprefix("|").removesuffix("|").split("|")]
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def parse_summary(output: str) -> dict[str, Before]:
+    """The per-target table of a load benchmark's output (after its last "== Summary"), read
+    by its header's column names, so that any revision's table reads: target -> p50 and p95
+    (ms), or why the target failed: the problems its row shows in place of figures, no request
+    completed, or its count of errors (responses not 200, broken sockets). Empty when there is
+    no such table."""
+    start = output.rfind("== Summary")
+    if start < 0:
+        return {}
+    header: list[str] = []
+    found: dict[str, Before] = {}
+    for line in output[start:].splitlines():
+        if not header:
+            if line.startswith("| target | requests |"):
+                header = _cells(line)
+            continue
+        if not line.startswith("|"):
+            break
+        row = dict(zip(header, _cells(line), strict=False))
+        name = row.get("target", "")
+        if set(name) <= set("-: "):  # the line under the header
+            continue
+        try:
+            if row.get("p95 ms", "-") == "-":
+                found[name] = Before(failed=row.get("errors") or "no figures")
+            elif _number(row["requests"]) == 0:
+                found[name] = Before(failed="no request completed within the duration")
+            elif (errors := int(_number(row.get("errors", "0")))) > 0:
+                found[name] = Before(failed=f"{errors} errors in {row['requests']} requests")
+            else:
+                found[name] = Before(_number(row["p50 ms"]), _number(row["p95 ms"]))
+        except (KeyError, ValueError):
+            found[name] = Before(failed=f"unreadable row: {line.strip()}")
+    return found
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The baseline revision's own load benchmark: its figures by target name, or why it has
+    none at all (`failed`)."""
+
+    revision: str
+    orders: int
+    commit: str = ""
+    status: int | None = None  # its exit status; None when it did not run
+    figures: dict[str, Before] = field(default_factory=dict)
+    failed: str = ""
+
+    def before(self, name: str) -> Before | None:
+        """A target's figures; None when that revision has no such target."""
+        if self.failed:
+            return Before(failed=self.failed)
+        return self.figures.get(name)
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+
+
+def stream(command: list[str], *, cwd: Path, prefix: str) -> tuple[int, str]:
+    """Run a command in its own session, its output printed as it comes (each line prefixed)
+    and returned; if this process is stopped first, the command's whole group is stopped."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    lines = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(prefix + line, end="", flush=True)
+            lines.append(line)
+        return process.wait(), "".join(lines)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def run_baseline(args: argparse.Namespace) -> Baseline:
+    """Run revision --baseline's own bench/load.sh (its own virtualenv and PostgreSQL) in a
+    temporary git worktree, removed after, with this run's options at --baseline-orders
+    orders, and read its summary. Whatever goes wrong is the baseline's `failed`, never a
+    crash of this run."""
+    orders = args.baseline_orders or args.orders
+    print(f"\n== Baseline: {args.baseline}'s own bench/load.sh, {orders:,} orders", flush=True)
+    resolved = _git("rev-parse", "--verify", "--short", f"{args.baseline}^{{commit}}")
+    if resolved.returncode:
+        why = f"no revision {args.baseline!r} ({resolved.stderr.strip()})"
+        return Baseline(args.baseline, orders, failed=why)
+    commit = resolved.stdout.strip()
+    parent = Path(tempfile.mkdtemp(prefix="load-baseline-"))
+    tree = parent / "tree"
+    try:
+        added = _git("worktree", "add", "--detach", str(tree), commit)
+        if added.returncode:
+            why = f"git worktree add: {added.stderr.strip()}"
+            return Baseline(args.baseline, orders, commit, failed=why)
+        if not (tree / "bench" / "load.sh").exists():
+            return Baseline(args.baseline, orders, commit, failed=f"{commit}: no bench/load.sh")
+        options = {
+            "--orders": orders,
+            "--quotes": args.quotes,
+            "--duration": args.duration,
+            "--connections": args.connections,
+            "--workers": args.workers,
+            "--timeout": args.timeout,
+            "--full-exports": args.full_exports,
+        }
+        command = ["bash", "bench/load.sh", *(f"{k}={v}" for k, v in options.items())]
+        try:
+            status, output = stream(command, cwd=tree, prefix="  [baseline] ")
+        except OSError as error:
+            return Baseline(args.baseline, orders, commit, failed=f"{command[0]}: {error}")
+        figures = parse_summary(output)
+        why = "" if figures else f"exit {status} before its summary table (its output above)"
+        return Baseline(args.baseline, orders, commit, status, figures, why)
+    finally:
+        _git("worktree", "remove", "--force", str(tree))
+        shutil.rmtree(parent, ignore_errors=True)
+        _git("worktree", "prune")
+
+
+def speed_up(before: Before | None, now: WrkResult | None) -> str:
+    """The baseline's p95 over this code's: "-" unless both measured every request cleanly."""
+    if before is None or before.failed or before.p95_ms is None:
+        return "-"
+    if now is None or now.requests == 0 or now.errors or now.p95_ms <= 0:
+        return "-"
+    return f"{before.p95_ms / now.p95_ms:,.1f}x"
+
+
+def comparison(baseline: Baseline, orders: int, measured: Sequence[Measured]) -> str:
+    """The before/after table: per target the baseline's p50 / p95 (or why it has none, or "-"
+    when that revision has no such target), this code's, and the speed-up of the p95."""
+    status = "did not run" if baseline.status is None else f"exit {baseline.status}"
+    lines = [
+        f"== Before/after: {baseline.revision} ({baseline.commit or 'unresolved'}, "
+        f"{baseline.orders:,} orders, {status}) and this code ({orders:,} orders)",
+        "",
+    ]
+    if baseline.orders != orders:
+        lines += ["The two ran at different sizes: the speed-up compares them as they are.", ""]
+    lines += [
+        "| target | before p50 / p95 ms | now p50 / p95 ms | speed-up (p95) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for page in measured:
+        before = baseline.before(page.target.name)
+        if before is None:
+            then = "-"
+        elif before.failed:
+            then = f"failed: {before.failed}"
+        else:
+            then = f"{ms(before.p50_ms or 0)} / {ms(before.p95_ms or 0)}"
+        result = page.result
+        if result is None or result.requests == 0:
+            now = f"failed: {'; '.join(page.problems)}"
+        else:
+            now = f"{ms(result.p50_ms)} / {ms(result.p95_ms)}"
+            if result.errors:
+                now += f" ({result.errors} errors)"
+        lines.append(f"| {page.target.name} | {then} | {now} | {speed_up(before, result)} |")
+    return "\n".join(lines)
+
+
 # --- Main --------------------------------------------------------------------------------------
 
 
@@ -548,7 +749,22 @@ def main() -> None:
         "--full-exports", type=int, default=3, help="sequential downloads of the full export"
     )
     parser.add_argument("--workdir", type=Path, help="for static files and logs (default: temp)")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="first run this git revision's own bench/load.sh, for a before/after table",
+    )
+    parser.add_argument(
+        "--baseline-orders",
+        type=int,
+        metavar="M",
+        help="orders for the baseline's run (default: --orders)",
+    )
     args = parser.parse_args()
+    if args.baseline_orders is not None and not args.baseline:
+        parser.error("--baseline-orders needs --baseline")
+    if args.baseline_orders is not None and args.baseline_orders < 200:
+        parser.error("need --baseline-orders >= 200")
     if min(args.duration, args.connections, args.workers, args.full_exports) < 1:
         parser.error("--duration, --connections, --workers and --full-exports must be >= 1")
     if args.orders < 200:
@@ -560,7 +776,8 @@ def main() -> None:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="load-bench-"))
     try:
-        sys.exit(run(args, workdir))
+        baseline = run_baseline(args) if args.baseline else None
+        sys.exit(run(args, workdir, baseline))
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -641,7 +858,7 @@ class Bench:
         return downloads
 
 
-def run(args: argparse.Namespace, workdir: Path) -> int:
+def run(args: argparse.Namespace, workdir: Path, baseline: Baseline | None = None) -> int:
     bench = Bench(args, workdir, port=free_port(), password=secrets.token_urlsafe(16))
     production_env(workdir=workdir, port=bench.port)
     print("\n== Setup", flush=True)
@@ -692,6 +909,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         f"{downloads[-1].lines:,} |"
     )
     print()
+    if baseline is not None:
+        print(comparison(baseline, args.orders, measured) + "\n")
     return check_targets(args.orders, measured, bench.failures)
 
 

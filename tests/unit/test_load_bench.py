@@ -3,10 +3,13 @@ let pass (a redirect to the login page above all, which wrk itself does not coun
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -123,3 +126,188 @@ def test_nothing_completed_is_a_failure(load: ModuleType) -> None:
 def test_refuses_output_without_the_figures(load: ModuleType, output: str) -> None:
     with pytest.raises(ValueError, match="LOADBENCH"):
         load.parse_wrk(output)
+
+
+# The end of a load benchmark's output as the code before the stored schedule printed it (its
+# summary table has no queries column): a clean page, a page whose warm-up failed, one where no
+# request completed, one with errors, and no scorecards or prices targets.
+OLD_OUTPUT = """\
+== slipping orders CSV (dashboard): one vendor: /slipping-orders.csv?vendor=1&gpu_model=&buyer=
+  FAILED: 7 socket timeout errors
+
+== Summary: 5,000 orders x 3 quotes, 7,496 alerts; gunicorn 3 sync workers; wrk 4 connections \
+for 3 s per target; load average (1 min) 2.41 to 3.86
+
+| target | requests | requests/s | p50 ms | p95 ms | p99 ms | KB/response | errors |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| changelist, page 1 | 61 | 20.10 | 180 | 402 | 455 | 60 | 0 |
+| changelist: one vendor, slipping | 20 | 6.58 | 980 | 1,210 | 1,300 | 58 | 0 |
+| changelist: search `BENCH-00012` | 70 | 23.10 | 150 | 350 | 390 | 35 | 0 |
+| dashboard, all buyers | - | - | - | - | - | - | status 500; a second problem |
+| lead-time charts | 0 | 0.00 | 0.0 | 0.0 | 0.0 | 0 | 0 |
+| orders CSV (changelist): one vendor | 40 | 13.20 | 250 | 600 | 700 | 90 | 0 |
+| slipping orders CSV (dashboard): one vendor | 8 | 1.59 | 2,060 | 2,456 | 2,456 | 66 | 7 |
+
+| sequential download | requests | median s | each (s) | bytes | lines |
+| --- | ---: | ---: | --- | ---: | ---: |
+| orders CSV, every order | 3 | 1.20 | 1.10, 1.20, 1.30 | 1,234,567 | 5,001 |
+
+| target | measured | result |
+| --- | --- | --- |
+| every response a 200; no socket errors or timeouts | 3 failure(s) | MISS |
+"""
+
+
+def test_reads_the_old_summary_table(load: ModuleType) -> None:
+    before = load.parse_summary(OLD_OUTPUT)
+    assert before["changelist, page 1"] == load.Before(180.0, 402.0)
+    assert before["changelist: one vendor, slipping"] == load.Before(980.0, 1210.0)
+    assert before["dashboard, all buyers"].failed == "status 500; a second problem"
+    assert before["lead-time charts"].failed == "no request completed within the duration"
+    assert before["slipping orders CSV (dashboard): one vendor"].failed == (
+        "7 errors in 8 requests"
+    )
+    # The tables after it (downloads, verdicts) are not targets.
+    assert "orders CSV, every order" not in before
+    assert "every response a 200; no socket errors or timeouts" not in before
+    assert len(before) == 7
+
+
+def test_reads_this_codes_summary_table(load: ModuleType) -> None:
+    """The table this code prints (with queries) reads back the same way."""
+    page = load.Measured(load.Target("prices", "/prices/"), load.parse_wrk(CLEAN))
+    failed = load.Measured(load.Target("lead-time charts", "/lead-times/"), None, ("status 500",))
+    output = "\n".join(
+        ["== Summary", "", load.PAGES_HEADER, load.page_row(page, "4"), load.page_row(failed, "-")]
+    )
+    before = load.parse_summary(output)
+    assert before["prices"] == load.Before(623.0, 823.0)
+    assert before["lead-time charts"].failed == "status 500"
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "",
+        "== Setup\n  Traceback ...\n",
+        OLD_OUTPUT.split("| target")[0],
+        OLD_OUTPUT.replace("== Summary", "== Something else"),
+    ],
+)
+def test_no_summary_table_no_figures(load: ModuleType, output: str) -> None:
+    assert load.parse_summary(output) == {}
+
+
+def _measured(load: ModuleType, name: str, p50_us: int, p95_us: int, not_200: int = 0) -> Any:
+    output = (
+        CLEAN.replace("p50_us=623305", f"p50_us={p50_us}")
+        .replace("p95_us=823465", f"p95_us={p95_us}")
+        .replace("not_200=0", f"not_200={not_200}")
+    )
+    return load.Measured(load.Target(name, "/"), load.parse_wrk(output))
+
+
+def test_before_and_after_table(load: ModuleType) -> None:
+    baseline = load.Baseline("90009d4", 5_000, "90009d4", 1, load.parse_summary(OLD_OUTPUT))
+    now = [
+        _measured(load, "changelist, page 1", 40_000, 100_500),
+        _measured(load, "changelist: one vendor, slipping", 40_000, 100_500, not_200=2),
+        _measured(load, "dashboard, all buyers", 90_000, 120_000),
+        _measured(load, "lead-time charts", 50_000, 60_000),
+        _measured(load, "vendor scorecards", 30_000, 45_000),
+        load.Measured(load.Target("prices", "/prices/"), None, ("wrk failed",)),
+    ]
+    table = load.comparison(baseline, 5_000, now)
+    assert "90009d4 (90009d4, 5,000 orders, exit 1) and this code (5,000 orders)" in table
+    assert "| changelist, page 1 | 180 / 402 | 40.0 / 100 | 4.0x |" in table
+    # No speed-up where this code's run had errors.
+    assert "| changelist: one vendor, slipping | 980 / 1,210 | 40.0 / 100 (2 errors) | - |" in table
+    assert "| dashboard, all buyers | failed: status 500; a second problem | 90.0 / 120 | - |" in (
+        table
+    )
+    assert (
+        "| lead-time charts | failed: no request completed within the duration | 50.0 / 60.0 | - |"
+        in table
+    )
+    # Targets the old code did not have.
+    assert "| vendor scorecards | - | 30.0 / 45.0 | - |" in table
+    assert "| prices | - | failed: wrk failed | - |" in table
+    assert "different sizes" not in table
+
+
+def test_a_failed_baseline_fails_every_before_column(load: ModuleType) -> None:
+    baseline = load.Baseline("90009d4", 1_000, "90009d4", 1, failed="exit 1 before its summary")
+    table = load.comparison(baseline, 5_000, [_measured(load, "prices", 1_000, 2_000)])
+    assert "| prices | failed: exit 1 before its summary | 1.0 / 2.0 | - |" in table
+    assert "different sizes" in table
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.fixture
+def repo(load: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository whose bench/load.sh prints its arguments and the old summary, exiting 1."""
+    root = tmp_path / "repo"
+    (root / "bench").mkdir(parents=True)
+    (root / "bench" / "old.txt").write_text(OLD_OUTPUT)
+    (root / "bench" / "load.sh").write_text(
+        'echo "args: $*"\necho "pwd: $PWD"\ncat "$(dirname "$0")/old.txt"\nexit 1\n'
+    )
+    _git(root, "init", "-q")
+    _git(root, "add", ".")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "old")
+    monkeypatch.setattr(load, "ROOT", root)
+    return root
+
+
+def _args(**options: Any) -> argparse.Namespace:
+    defaults = dict(
+        baseline="HEAD",
+        baseline_orders=None,
+        orders=5_000,
+        quotes=3,
+        duration=3,
+        connections=4,
+        workers=3,
+        timeout=60,
+        full_exports=3,
+    )
+    return argparse.Namespace(**(defaults | options))
+
+
+def test_the_baseline_runs_its_own_bench_in_a_worktree_removed_after(
+    load: ModuleType, repo: Path, capsys: Any
+) -> None:
+    baseline = load.run_baseline(_args(baseline_orders=1_000))
+    assert baseline.status == 1  # its own MISS: figures all the same
+    assert baseline.failed == ""
+    assert baseline.orders == 1_000
+    assert baseline.figures["changelist, page 1"] == load.Before(180.0, 402.0)
+    out = capsys.readouterr().out
+    assert (
+        "  [baseline] args: --orders=1000 --quotes=3 --duration=3 --connections=4 --workers=3 "
+        "--timeout=60 --full-exports=3\n" in out
+    )
+    ran_in = out.split("[baseline] pwd: ")[1].split("\n")[0]
+    assert ran_in != str(repo)
+    assert not Path(ran_in).exists()
+    assert _git(repo, "worktree", "list").count("\n") == 1
+
+
+def test_a_baseline_that_cannot_run_is_a_failure_not_a_crash(
+    load: ModuleType, repo: Path, capsys: Any
+) -> None:
+    unknown = load.run_baseline(_args(baseline="no-such-revision"))
+    assert unknown.failed.startswith("no revision 'no-such-revision'")
+    assert unknown.status is None
+
+    (repo / "bench" / "load.sh").write_text("echo 'Traceback: boom'\nexit 1\n")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "broken")
+    broken = load.run_baseline(_args())
+    assert broken.status == 1
+    assert broken.failed == "exit 1 before its summary table (its output above)"
+    assert broken.before("changelist, page 1") == load.Before(failed=broken.failed)
+    assert _git(repo, "worktree", "list").count("\n") == 1
