@@ -4,6 +4,8 @@
 # Installs wrk from Debian's packages when missing. Arguments go to bench/load.py, e.g.
 #   bash bench/load.sh                                  # 100,000 orders, 20 s per page
 #   bash bench/load.sh --orders 2000 --duration 5       # a quick check
+#   bash bench/load.sh --baseline 90009d4               # that revision's own run first, then
+#                                                       # a before/after table
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 ensure_venv
