@@ -237,12 +237,12 @@ def _copy(model: Any, rows: list[Any]) -> None:
     prepared by its field as bulk_create would (defaults, auto_now_add, JSON)."""
     fields = [f for f in model._meta.local_concrete_fields]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table(model)} ({columns}) FROM STDIN") as copy:
-            for obj in rows:
-                copy.write_row(
-                    [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-                )
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table(model)} ({columns}) FROM STDIN") as copy,
+    ):
+        for obj in rows:
+            copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
 
 
 def _next_ids(*models: Any) -> list[int]:
