@@ -186,8 +186,8 @@ def _sort_value(card: Scorecard, key: str) -> Any:
 
 class VendorsView(OrdersPage):
     """The vendor scorecards as a table sortable by any figure (server-side, so it works
-    without scripts), with a bar per vendor for the on-time rate and the mean slip. Three
-    queries."""
+    without scripts), with a bar per vendor for the on-time rate and the mean slip. Five
+    queries (orders.scorecards.scorecards)."""
 
     template_name = "orders/vendors.html"
 

@@ -69,7 +69,7 @@ def history() -> dict[str, Any]:
 
 
 def test_every_scorecard_figure(history: dict[str, Any], django_assert_num_queries: Any) -> None:
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(5):
         cards = {card.vendor.name: card for card in scorecards()}
     dealer = cards["Pacific Silicon Distribution"]
     assert (dealer.orders, dealer.units, dealer.received) == (3, 56, 2)
