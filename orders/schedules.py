@@ -202,9 +202,10 @@ def _after_order_save(
 @receiver(post_delete, sender=OrderLine, dispatch_uid="schedule_after_line_delete")
 def _after_delete(instance: DeliveryQuote | OrderLine, origin: Any = None, **_: Any) -> None:
     # `origin`: what was asked to be deleted. Deleting an order deletes its lines and quotes,
-    # leaving nothing to refresh; deleting a line deletes its quotes first, and the line's
-    # own signal refreshes the order once they are all gone.
+    # leaving nothing to refresh. Deleting a line deletes its quotes too, in no set order
+    # (Django deletes the line first: the quote's line is nullable), so each of them
+    # refreshes the order, and the last signal sees them all gone.
     deleted = origin if isinstance(origin, type) else getattr(origin, "model", type(origin))
-    if deleted is PurchaseOrder or (deleted is OrderLine and isinstance(instance, DeliveryQuote)):
+    if deleted is PurchaseOrder:
         return
     refresh([instance.order_id])
