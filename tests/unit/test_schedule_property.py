@@ -605,6 +605,8 @@ _q = QuoteSpec
         AdminQuote(_q(1, None, 0, 15)),
     ]
 )
+# A line deleted with a quote of its own: the order's re-quotes count one fewer.
+@example(steps=[QuoteOne(_q(0, None, 0, 30)), QuoteOne(_q(0, 0, 5, 40)), DeleteLine(0)])
 # The second order's latest-finishing line moves to the first: both orders' schedules change.
 @example(
     steps=[
