@@ -5,7 +5,8 @@
 columns change in the same commit as the quote, line or order that changed them:
 
 - single-row ORM writes (a quote, a line, an order's placed-on date saved or deleted, from
-  the admin, a service or a test) reach it through the model signals connected below;
+  the admin, a service or a test) reach it through the model signals connected below; a
+  line saved under another order refreshes the order it left too;
 - bulk writes, which send no signals, call it with the orders they wrote
   (services.quotes_add_bulk, the orders import);
 - anything else (raw SQL, QuerySet.update) is found by `drift()` and repaired by
@@ -27,7 +28,7 @@ from itertools import islice
 from typing import Any
 
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from orders.bulk import update_rows
@@ -154,11 +155,33 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift
 # --- Single-row ORM writes --------------------------------------------------------------------
 
 
+@receiver(pre_save, sender=OrderLine, dispatch_uid="schedule_before_line")
+def _before_line_save(
+    instance: OrderLine,
+    raw: bool = False,
+    update_fields: frozenset[str] | None = None,
+    **_: Any,
+) -> None:
+    # A line moved to another order (the line admin's order field) leaves an order whose
+    # schedule changes too: remember it for _after_save.
+    left = None
+    moving = update_fields is None or not {"order", "order_id"}.isdisjoint(update_fields)
+    if not raw and instance.pk is not None and moving:
+        left = (
+            OrderLine.objects.filter(pk=instance.pk)
+            .exclude(order_id=instance.order_id)
+            .values_list("order_id", flat=True)
+            .first()
+        )
+    instance._schedule_left_order_id = left  # type: ignore[attr-defined]
+
+
 @receiver(post_save, sender=DeliveryQuote, dispatch_uid="schedule_after_quote")
 @receiver(post_save, sender=OrderLine, dispatch_uid="schedule_after_line")
 def _after_save(instance: DeliveryQuote | OrderLine, raw: bool = False, **_: Any) -> None:
+    left = instance.__dict__.pop("_schedule_left_order_id", None)
     if not raw:  # loaddata: fixtures carry their columns
-        refresh([instance.order_id])
+        refresh([instance.order_id] if left is None else [instance.order_id, left])
 
 
 @receiver(post_save, sender=PurchaseOrder, dispatch_uid="schedule_after_order")
@@ -179,9 +202,10 @@ def _after_order_save(
 @receiver(post_delete, sender=OrderLine, dispatch_uid="schedule_after_line_delete")
 def _after_delete(instance: DeliveryQuote | OrderLine, origin: Any = None, **_: Any) -> None:
     # `origin`: what was asked to be deleted. Deleting an order deletes its lines and quotes,
-    # leaving nothing to refresh; deleting a line deletes its quotes first, and the line's
-    # own signal refreshes the order once they are all gone.
+    # leaving nothing to refresh. Deleting a line deletes its quotes too, in no set order
+    # (Django deletes the line first: the quote's line is nullable), so each of them
+    # refreshes the order, and the last signal sees them all gone.
     deleted = origin if isinstance(origin, type) else getattr(origin, "model", type(origin))
-    if deleted is PurchaseOrder or (deleted is OrderLine and isinstance(instance, DeliveryQuote)):
+    if deleted is PurchaseOrder:
         return
     refresh([instance.order_id])
