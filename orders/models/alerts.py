@@ -109,6 +109,13 @@ class SlipAlert(models.Model):
                 condition=Q(acknowledged_by__isnull=False),
                 name="slipalert_acknowledged_by",
             ),
+            # Open alerts (open_alert_q) by order: what the dashboard counts and the order
+            # lists show, read from the index alone whatever the number of closed alerts.
+            models.Index(
+                fields=["order", "code", "severity"],
+                condition=Q(status="open", acknowledged_at__isnull=True),
+                name="slipalert_open_by_order",
+            ),
         ]
 
     def __str__(self) -> str:
