@@ -11,9 +11,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from orders import schedules, services
-from orders.models import DeliveryQuote, OrderLine, PurchaseOrder
-from orders.slips import FIGURES, Figures, Quote, order_figures
+from orders.models import OrderLine, PurchaseOrder
+from orders.slips import FIGURES, Figures
 from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory
+from tests.schedules import recomputed
 
 pytestmark = pytest.mark.django_db
 
@@ -52,14 +53,8 @@ def _run(*args: str) -> str:
 def _assert_stored_equals_history() -> None:
     """Every order's and line's columns against order_figures of its history, read here."""
     for order in PurchaseOrder.objects.all():
-        quotes = [
-            Quote(pk, quoted_on, delivery, line_id)
-            for pk, quoted_on, delivery, line_id in DeliveryQuote.objects.filter(
-                order=order
-            ).values_list("pk", "quoted_on", "delivery_date", "line_id")
-        ]
+        expected = recomputed(order)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order)}
-        expected = order_figures(order.placed_on, quotes, lines)
         stored = Figures(**{name: getattr(order, name) for name in FIGURES})
         assert (stored, order.current_quote_id) == (expected.order, expected.current_quote_id)
         for pk, line in lines.items():

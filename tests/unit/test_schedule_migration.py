@@ -13,8 +13,9 @@ from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from orders.models import DeliveryQuote, OrderLine, PurchaseOrder
-from orders.slips import FIGURES, Figures, Quote, order_figures
+from orders.models import OrderLine, PurchaseOrder
+from orders.slips import FIGURES, Figures
+from tests.schedules import recomputed
 
 migration = importlib.import_module("orders.migrations.0014_stored_schedule")
 BEFORE = [("orders", migration.Migration.dependencies[0][1])]
@@ -75,14 +76,8 @@ def _expected_and_stored() -> tuple[dict[str, Any], dict[str, Any]]:
     through order_figures, and as the columns store them."""
     expected, stored = {}, {}
     for order in PurchaseOrder.objects.all():
-        quotes = [
-            Quote(pk, quoted_on, delivery, line_id)
-            for pk, quoted_on, delivery, line_id in DeliveryQuote.objects.filter(
-                order=order
-            ).values_list("pk", "quoted_on", "delivery_date", "line_id")
-        ]
+        plan = recomputed(order)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order)}
-        plan = order_figures(order.placed_on, quotes, lines)
         expected[order.po_number] = (plan.order, plan.current_quote_id, plan.lines)
         stored[order.po_number] = (
             Figures(**{name: getattr(order, name) for name in FIGURES}),

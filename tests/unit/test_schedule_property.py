@@ -31,9 +31,11 @@ from hypothesis import strategies as st
 from orders import csv_format, schedules, services
 from orders.imports import orders_import, quotes_import
 from orders.models import Delivery, DeliveryQuote, GpuModel, OrderLine, PurchaseOrder
-from orders.slips import FIGURES, Figures, Quote, order_figures
+from orders.slips import FIGURES, Figures
 from tests.csv_files import ORDER_HEADER, csv_file
 from tests.factories import GpuModelFactory, UserFactory, VendorFactory
+from tests.schedules import recomputed
+from tests.unit.test_admin import _add_inline_row, _form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -301,33 +303,6 @@ def _refusable() -> Iterator[None]:
         pass
 
 
-def _form_data(response: Any) -> dict[str, Any]:
-    """POST data equal to what an admin change form shows, inlines included."""
-    data: dict[str, Any] = {}
-    form = response.context["adminform"].form
-    for name in form.fields:
-        value = form[name].value()
-        if value is not None:
-            data[name] = value
-    for inline in response.context["inline_admin_formsets"]:
-        formset = inline.formset
-        for key, value in formset.management_form.initial.items():
-            data[f"{formset.prefix}-{key}"] = value
-        for f in formset.initial_forms:
-            for name in f.fields:
-                value = f[name].value()
-                if value is not None:
-                    data[f.add_prefix(name)] = value
-    return data
-
-
-def _add_inline_row(data: dict[str, Any], prefix: str, **fields: Any) -> None:
-    index = int(data[f"{prefix}-TOTAL_FORMS"])
-    data[f"{prefix}-TOTAL_FORMS"] = index + 1
-    for name, value in fields.items():
-        data[f"{prefix}-{index}-{name}"] = value
-
-
 def _post(client: Client, url: str, data: dict[str, Any]) -> None:
     response = client.post(url, data)
     # 302: saved; 200: the form shows what the rules refused, and nothing was saved.
@@ -522,14 +497,8 @@ def _assert_every_schedule_matches_its_history(after: list[Step]) -> None:
     read here."""
     assert schedules.drift() == schedules.Drift(), after
     for order in PurchaseOrder.objects.order_by("pk"):
-        history = [
-            Quote(pk, quoted_on, delivery_date, line_id)
-            for pk, quoted_on, delivery_date, line_id in DeliveryQuote.objects.filter(
-                order=order
-            ).values_list("pk", "quoted_on", "delivery_date", "line_id")
-        ]
+        expected = recomputed(order)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order)}
-        expected = order_figures(order.placed_on, history, lines)
         where = f"{order.po_number} after {after}"
         assert (_stored(order), order.current_quote_id) == (
             expected.order,
