@@ -96,7 +96,10 @@ class PurchaseOrderQuerySet(models.QuerySet):
         )
         return Q(buyer_id=user.pk) | Exists(watching)
 
-    def dates(self, field_name: str, kind: str, order: str = "ASC") -> list[date]:  # type: ignore[override]  # a list, not a QuerySet: the admin only iterates it
+    # A list, not a QuerySet: the admin's drill-down only iterates it.
+    def dates(  # type: ignore[override]
+        self, field_name: str, kind: str, order: str = "ASC"
+    ) -> list[date]:
         """The distinct years, months or days (`kind`) of `field_name` among these orders, as
         QuerySet.dates() gives them (the admin's date drill-down asks), in two queries: the
         first and last date, then one EXISTS per period between them, each a range on the
@@ -115,7 +118,9 @@ class PurchaseOrderQuerySet(models.QuerySet):
             f"p{i}": Exists(self.filter(**{f"{field_name}__gte": a, f"{field_name}__lt": b}))
             for i, (a, b) in enumerate(periods)
         }
-        found = self.order_by().annotate(**probes).values(*probes)[:1].get()
+        found = self.order_by().annotate(**probes).values(*probes).first()
+        if found is None:  # the orders went between the two queries
+            return []
         held = [start for i, (start, _) in enumerate(periods) if found[f"p{i}"]]
         return held if order == "ASC" else held[::-1]
 
