@@ -167,17 +167,20 @@ def order_schedules(batch: Batch) -> list[ScheduleRow]:
     )
     if ids is not None:
         orders = orders.filter(pk__in=ids)
+    # The lines and receipts read are the batch's own (its pk range): unbounded, PostgreSQL
+    # may hash every line of every order once per batch rather than probe the batch's, and
+    # each batch would cost as much as the whole table.
+    in_batch = Q(order_id__gte=first, order_id__lte=last)
     received = (
-        Delivery.objects.filter(line_id=OuterRef("pk"))
+        Delivery.objects.filter(in_batch, line_id=OuterRef("pk"))
         .order_by()
         .values("line_id")
         .annotate(total=Sum("quantity"))
         .values("total")
     )
-    short = OrderLine.objects.filter(
-        order_id=OuterRef("pk"), quantity__gt=Coalesce(Subquery(received), 0)
-    )
-    fully_received = Exists(OrderLine.objects.filter(order_id=OuterRef("pk"))) & ~Exists(short)
+    lines = OrderLine.objects.filter(in_batch, order_id=OuterRef("pk"))
+    short = lines.filter(quantity__gt=Coalesce(Subquery(received), 0))
+    fully_received = Exists(lines) & ~Exists(short)
     return list(
         orders.annotate(
             fully_received=ExpressionWrapper(fully_received, output_field=BooleanField())
