@@ -259,7 +259,9 @@ class PurchaseOrderAdmin(
                 word = unescape_string_literal(word)
             vendors = list(Vendor.objects.filter(name__icontains=word).values_list("pk", flat=True))
             queryset = queryset.filter(Q(po_number__icontains=word) | Q(vendor__in=vendors))
-        return queryset, False
+        # The rest of the chain with nothing left to search: OrderScopedAdmin narrows the
+        # autocomplete's suggestions to the orders the user may add to.
+        return super().get_search_results(request, queryset, "")
 
     @admin.display(description="open alerts")
     def open_alerts(self, order: PurchaseOrder) -> str:
