@@ -54,6 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import verdicts
 
@@ -255,6 +256,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_group(process: subprocess.Popen[Any], *, timeout: float) -> None:
+    """SIGTERM to the process's group (started with its own session), SIGKILL after
+    `timeout` seconds if it is still there."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @contextmanager
 def gunicorn(*, port: int, workers: int, log: Path, pidfile: Path) -> Iterator[str]:
     """Serve the app as the production image does (its entrypoint's command line, on loopback)
@@ -292,12 +304,7 @@ def gunicorn(*, port: int, workers: int, log: Path, pidfile: Path) -> Iterator[s
                 time.sleep(0.3)
         yield base_url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, timeout=30)
         pidfile.unlink(missing_ok=True)
 
 
@@ -639,12 +646,7 @@ def stream(command: list[str], *, cwd: Path, prefix: str) -> tuple[int, str]:
         return process.wait(), "".join(lines)
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process, timeout=60)
 
 
 def run_baseline(args: argparse.Namespace) -> Baseline:
