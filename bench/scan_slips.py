@@ -55,12 +55,14 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
+from orders import schedules
 from orders.alerts import alert_notices_create, scan_orders, thresholds
 from orders.models import (
     AlertNotice,
     Delivery,
     DeliveryQuote,
     GpuModel,
+    OrderLeadTimes,
     OrderLine,
     OutboxEmail,
     PurchaseOrder,
@@ -69,7 +71,15 @@ from orders.models import (
 )
 from orders.notifications import build_digests
 from orders.roles import Role, role_grant
-from orders.slips import FIGURES, OrderFacts, Quote, evaluate, order_figures
+from orders.slips import (
+    FIGURES,
+    LeadTimeKey,
+    OrderFacts,
+    Quote,
+    evaluate,
+    lead_time_counts,
+    order_figures,
+)
 
 TODAY = date(2023, 6, 15)  # the day the scans are run "for"
 PO_PREFIX = "BENCH-"
@@ -167,6 +177,8 @@ def delete_benchmark_data() -> None:
     orders = f"SELECT id FROM {table(PurchaseOrder)} WHERE po_number LIKE %s"
     like = [PO_PREFIX + "%"]
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(orders, like)
+        schedules.forget(pk for (pk,) in cursor.fetchall())
         cursor.execute(f"DELETE FROM {table(DeliveryQuote)} WHERE order_id IN ({orders})", like)
         cursor.execute(f"DELETE FROM {table(Delivery)} WHERE order_id IN ({orders})", like)
         cursor.execute(f"DELETE FROM {table(OrderLine)} WHERE order_id IN ({orders})", like)
@@ -272,15 +284,17 @@ def _store_schedule(target: Any, figures: Any) -> None:
 
 def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
     """N open orders, one line and Q quotes each, written with COPY, their stored schedule
-    computed by the one definition (orders.slips.order_figures) as orders.schedules would."""
+    and lead-time counts computed by the one definition (orders.slips.order_figures,
+    lead_time_counts) as orders.schedules would."""
     rng = random.Random(SEED)
     vendor_ids, models, buyer_id = ensure_reference_data()
     span = (PLACED_TO - PLACED_FROM).days
     counts: Counter[str] = Counter()
+    tally: Counter[LeadTimeKey] = Counter()
     order_id, line_id, quote_id = _next_ids(PurchaseOrder, OrderLine, DeliveryQuote)
     for start in range(0, n_orders, CHUNK):
         size = min(CHUNK, n_orders - start)
-        orders, lines, quotes = [], [], []
+        orders, lines, quotes, lead_times = [], [], [], []
         for i in range(start, start + size):
             placed = PLACED_FROM + days(rng.randint(0, span))
             need_by = placed + days(rng.randint(45, 150)) if rng.random() < 0.4 else None
@@ -317,6 +331,11 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
                 history.append(Quote(quote_id, quoted_on, delivery))
                 quote_id += 1
             stored = order_figures(placed, history, [line_id])
+            quoted = lead_time_counts(placed, order.vendor_id, history, {line_id: gpu_model_id})
+            tally.update(quoted)
+            lead_times.append(
+                OrderLeadTimes(order_id=order_id, counts=schedules.lead_time_rows(quoted))
+            )
             _store_schedule(order, stored.order)
             order.current_quote_id = stored.current_quote_id
             _store_schedule(line, stored.lines[line_id])
@@ -328,11 +347,14 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             _copy(PurchaseOrder, orders)
             _copy(OrderLine, lines)
             _copy(DeliveryQuote, quotes)
+            _copy(OrderLeadTimes, lead_times)
         counts["orders"] += len(orders)
         counts["lines"] += len(lines)
         counts["quotes"] += len(quotes)
         if (start // CHUNK) % 5 == 4 or start + size == n_orders:
             print(f"  {counts['orders']:>9,} orders", flush=True)
+    with transaction.atomic():
+        schedules.add_to_tally(tally)
     _reset_sequences(PurchaseOrder, OrderLine, DeliveryQuote)
     return dict(counts)
 

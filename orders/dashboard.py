@@ -17,15 +17,15 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, Prefetch, Q, QuerySet
-from django.db.models.functions import TruncMonth
+from django.db.models import Count, F, Prefetch, QuerySet, Sum
 
 from orders import permissions
-from orders.db_functions import DaysBetween, Median, Percentile
+from orders.db_functions import DaysBetween, percentile_of_counts
 from orders.models import (
     Delivery,
     DeliveryQuote,
     GpuModel,
+    LeadTimeTally,
     OrderLine,
     PriceAlert,
     PriceQuote,
@@ -35,7 +35,7 @@ from orders.models import (
     open_alert_q,
 )
 from orders.price_rules import PricePoint, PriceRise, price_change
-from orders.slips import RANK, SEVERITY, Severity
+from orders.slips import EVERY_QUOTE, RANK, SEVERITY, Severity
 
 # --- Dashboard: open alerts and slipping orders ------------------------------------------------
 
@@ -160,8 +160,6 @@ def open_alert_counts(selection: Selection) -> AlertSummary:
 
 LeadTimeGrouping = Literal["all", "gpu_model", "vendor"]
 PERCENTILE = 0.9
-# Per GPU model the key goes through the order's lines: see _lead_time_rows.
-_GROUP_KEYS = {"gpu_model": "order__lines__gpu_model__name", "vendor": "order__vendor__name"}
 
 
 @dataclass(frozen=True)
@@ -179,51 +177,58 @@ class LeadTimeSeries:
 
 
 def _lead_time_rows(grouping: LeadTimeGrouping) -> QuerySet[Any]:
-    """Quoted lead time (delivery date - the order's placed-on date) of every quote, grouped
-    by the month it was quoted in (and the GPU model or vendor): count, median, 90th
-    percentile. One query.
-
-    Per GPU model, a quote counts for every GPU model it applies to: a whole-order quote for
-    each of the order's lines, a line's own quote for that line only."""
-    quotes = DeliveryQuote.objects.all()
+    """How many quotes had each lead time, per series key (none, vendor pk or GPU model pk)
+    and month, in that order: read from the lead-time tally, whose size is months x vendors
+    x GPU models x distinct lead times, whatever the number of quotes. One query."""
+    tally = LeadTimeTally.objects.exclude(quotes=0)
     if grouping == "gpu_model":
-        # One row per (quote, line it applies to); the grouping below reuses this join.
-        quotes = quotes.filter(Q(line__isnull=True) | Q(line_id=F("order__lines__id")))
-    key = _GROUP_KEYS.get(grouping)
-    lead = DaysBetween(F("delivery_date"), F("order__placed_on"))
-    keys = ["month", key] if key else ["month"]
-    return (
-        quotes.annotate(month=TruncMonth("quoted_on"))
-        .values(*keys)
-        .annotate(
-            quotes=Count("pk"),
-            median_days=Median(lead),
-            p90_days=Percentile(lead, PERCENTILE),
-        )
-        .order_by(*reversed(keys))
-    )
+        tally = tally.exclude(gpu_model_pk=EVERY_QUOTE)
+    else:
+        tally = tally.filter(gpu_model_pk=EVERY_QUOTE)
+    key = {"all": None, "vendor": "vendor_pk", "gpu_model": "gpu_model_pk"}[grouping]
+    keys = [name for name in (key, "month", "lead_days") if name]
+    return tally.values_list(*keys).annotate(n=Sum("quotes")).order_by(*keys)
+
+
+def _labels(grouping: LeadTimeGrouping) -> dict[int, str]:
+    if grouping == "vendor":
+        return dict(Vendor.objects.values_list("pk", "name"))
+    if grouping == "gpu_model":
+        return dict(GpuModel.objects.values_list("pk", "name"))
+    return {EVERY_QUOTE: "All quotes"}
 
 
 def lead_time_trend(grouping: LeadTimeGrouping) -> list[LeadTimeSeries]:
-    """Monthly median and 90th-percentile quoted lead time, one series per GPU model or
-    vendor (or one for all quotes), series by name, months in order. One query."""
-    series: dict[str, LeadTimeSeries] = {}
+    """Monthly median and 90th-percentile quoted lead time (orders.slips.lead_time_counts),
+    one series per GPU model or vendor (or one for all quotes), series by name, months in
+    order. Per GPU model, a quote counts for every GPU model it applies to. Two queries."""
+    labels = _labels(grouping)
+    histograms: dict[tuple[str, date], list[tuple[int, int]]] = defaultdict(list)
     for row in _lead_time_rows(grouping):
-        label = "All quotes" if grouping == "all" else row[_GROUP_KEYS[grouping]]
-        if label is None:  # a whole-order quote on an order without lines: no GPU model
-            continue
-        month = row["month"]
-        if isinstance(month, datetime):  # TruncMonth gives dates; be safe with drivers
-            month = month.date()
+        *key, month, lead_days, n = row if grouping != "all" else (EVERY_QUOTE, *row)
+        label = labels.get(key[0])
+        if label is not None:
+            histograms[(label, _as_date(month))].append((lead_days, n))
+    series: dict[str, LeadTimeSeries] = {}
+    for (label, month), counts in histograms.items():
         series.setdefault(label, LeadTimeSeries(label)).months.append(
             LeadTimeMonth(
-                month=month.replace(day=1),
-                median_days=row["median_days"],
-                p90_days=row["p90_days"],
-                quotes=row["quotes"],
+                month=month,
+                median_days=percentile_of_counts(counts, 0.5),
+                p90_days=percentile_of_counts(counts, PERCENTILE),
+                quotes=sum(n for _, n in counts),
             )
         )
+    for one in series.values():
+        one.months.sort(key=lambda m: m.month)
     return sorted(series.values(), key=lambda s: s.label)
+
+
+def _as_date(value: date | datetime | str) -> date:
+    # SQLite hands dates back as text from an aggregate query.
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    return value.date() if isinstance(value, datetime) else value
 
 
 def months_of(series: Iterable[LeadTimeSeries]) -> list[date]:

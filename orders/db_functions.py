@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
@@ -24,6 +25,33 @@ def percentile_cont(values: list[float], fraction: float) -> float | None:
     position = fraction * (len(ordered) - 1)
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def percentile_of_counts(counts: Sequence[tuple[float, int]], fraction: float) -> float | None:
+    """`percentile_cont` of a histogram: (value, how many times) pairs sorted by value, as if
+    each value were listed that many times (None when there is nothing)."""
+    total = sum(n for _, n in counts)
+    if total <= 0:
+        return None
+    position = fraction * (total - 1)
+    low_rank, high_rank = math.floor(position), math.ceil(position)
+    ranked = _value_at_ranks(counts, (low_rank, high_rank))
+    low, high = ranked[low_rank], ranked[high_rank]
+    return low + (high - low) * (position - low_rank)
+
+
+def _value_at_ranks(counts: Sequence[tuple[float, int]], ranks: Sequence[int]) -> dict[int, float]:
+    """The value at each 0-based rank of the values listed by `counts`, in ascending order."""
+    found: dict[int, float] = {}
+    wanted = sorted(set(ranks))
+    seen = 0
+    for value, n in counts:
+        seen += n
+        while wanted and wanted[0] < seen:
+            found[wanted.pop(0)] = value
+        if not wanted:
+            break
+    return found
 
 
 class Percentile(Aggregate):

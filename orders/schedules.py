@@ -12,28 +12,45 @@ columns change in the same commit as the quote, line or order that changed them:
 - anything else (raw SQL, QuerySet.update) is found by `drift()` and repaired by
   `manage.py check_schedules --fix`, which is `refresh()` again.
 
+The same pass keeps the lead-time tally (orders.models.tallies) current: each order's counts
+(`orders.slips.lead_time_counts`) are compared with what it added last, and the difference is
+added to the tally; a deleted order takes its counts back (`forget`).
+
 Not a database trigger: a trigger would spell the rule again in SQL, once per database, beside
 the Python that the scan, the tests and the property test use; here the rule has one
-definition. The cost is a fixed number of queries per chunk of orders (three reads, at most
-two writes), whatever the number of quotes.
+definition. The cost is a fixed number of queries per chunk of orders (four reads, at most
+four writes), whatever the number of quotes.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import astuple, dataclass
 from datetime import date
 from itertools import islice
 from typing import Any
 
-from django.db import transaction
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from orders.bulk import update_rows
-from orders.models import DeliveryQuote, OrderLine, PurchaseOrder
-from orders.slips import FIGURES, OrderFigures, Quote, order_figures
+from orders.models import (
+    DeliveryQuote,
+    LeadTimeTally,
+    OrderLeadTimes,
+    OrderLine,
+    PurchaseOrder,
+)
+from orders.slips import (
+    FIGURES,
+    LeadTimeKey,
+    OrderFigures,
+    Quote,
+    lead_time_counts,
+    order_figures,
+)
 
 CHUNK = 2000  # orders per round of reads and writes
 _ORDER_COLUMNS = [*FIGURES, "current_quote"]
@@ -46,6 +63,8 @@ class Drift:
     orders: int = 0
     lines: int = 0
     order_ids: tuple[int, ...] = ()  # of the orders concerned, at most a few for reporting
+    lead_time_orders: int = 0  # orders whose lead-time counts are not what they added
+    lead_time_keys: int = 0  # tally counters that are not the sum of what orders added
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -54,19 +73,37 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
         yield chunk
 
 
-def _as_date(value: Any) -> date | None:
+def _as_date(value: Any) -> Any:
     # SQLite hands back computed and JSON-written dates as text.
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _computed(order_ids: Sequence[int]) -> dict[int, OrderFigures]:
-    """The schedule of each order from its history: three queries."""
-    placed = dict(PurchaseOrder.objects.filter(pk__in=order_ids).values_list("pk", "placed_on"))
-    lines: dict[int, list[int]] = defaultdict(list)
-    for order_id, line_id in (
-        OrderLine.objects.filter(order_id__in=order_ids).order_by().values_list("order_id", "pk")
+@dataclass(frozen=True)
+class _Computed:
+    figures: dict[int, OrderFigures]
+    lead_times: dict[int, Counter[LeadTimeKey]]
+
+
+def _computed(order_ids: Sequence[int], *, lock: bool = False) -> _Computed:
+    """The schedule and lead-time counts of each order from its history: three queries.
+
+    With `lock`, the orders' rows are locked first (FOR NO KEY UPDATE, which a transaction
+    that writes a quote or line of the order does not wait for): two writers of one order
+    then apply their lead-time differences one after the other, never both from one base."""
+    orders = PurchaseOrder.objects.filter(pk__in=order_ids).order_by("pk")
+    if lock:
+        orders = orders.select_for_update(no_key=True)
+    facts = {
+        pk: (placed_on, vendor_id)
+        for pk, placed_on, vendor_id in orders.values_list("pk", "placed_on", "vendor_id")
+    }
+    lines: dict[int, dict[int, int]] = defaultdict(dict)
+    for order_id, line_id, gpu_model_id in (
+        OrderLine.objects.filter(order_id__in=order_ids)
+        .order_by()
+        .values_list("order_id", "pk", "gpu_model_id")
     ):
-        lines[order_id].append(line_id)
+        lines[order_id][line_id] = gpu_model_id
     quotes: dict[int, list[Quote]] = defaultdict(list)
     for pk, order_id, line_id, quoted_on, delivery_date in (
         DeliveryQuote.objects.filter(order_id__in=order_ids)
@@ -74,22 +111,28 @@ def _computed(order_ids: Sequence[int]) -> dict[int, OrderFigures]:
         .values_list("pk", "order_id", "line_id", "quoted_on", "delivery_date")
     ):
         quotes[order_id].append(Quote(pk, quoted_on, delivery_date, line_id))
-    return {
-        order_id: order_figures(placed_on, quotes[order_id], lines[order_id])
-        for order_id, placed_on in placed.items()
-    }
+    return _Computed(
+        figures={
+            order_id: order_figures(placed_on, quotes[order_id], lines[order_id])
+            for order_id, (placed_on, _) in facts.items()
+        },
+        lead_times={
+            order_id: lead_time_counts(placed_on, vendor_id, quotes[order_id], lines[order_id])
+            for order_id, (placed_on, vendor_id) in facts.items()
+        },
+    )
 
 
 def _stored(order_ids: Sequence[int]) -> tuple[dict[int, tuple], dict[int, tuple]]:
     """What the orders and their lines store now, as tuples comparable with `_row`'s."""
     orders = {
-        pk: (*(_clean(v) for v in values[:-1]), values[-1])
+        pk: (*(_as_date(v) for v in values[:-1]), values[-1])
         for pk, *values in PurchaseOrder.objects.filter(pk__in=order_ids).values_list(
             "pk", *FIGURES, "current_quote_id"
         )
     }
     lines = {
-        pk: tuple(_clean(v) for v in values)
+        pk: tuple(_as_date(v) for v in values)
         for pk, *values in OrderLine.objects.filter(order_id__in=order_ids).values_list(
             "pk", *FIGURES
         )
@@ -97,18 +140,23 @@ def _stored(order_ids: Sequence[int]) -> tuple[dict[int, tuple], dict[int, tuple
     return orders, lines
 
 
-def _clean(value: Any) -> Any:
-    return _as_date(value) if isinstance(value, str) else value
+# (order pk, its lead-time counts now, what it added to the tally before)
+_LeadTimeChange = tuple[int, Counter[LeadTimeKey], Counter[LeadTimeKey]]
 
 
-def _differences(
-    order_ids: Sequence[int],
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Rows to write, (pk, *columns), for the orders and lines whose columns are stale."""
-    computed = _computed(order_ids)
+@dataclass(frozen=True)
+class _Differences:
+    orders: list[tuple[Any, ...]]  # (pk, *columns) to write
+    lines: list[tuple[Any, ...]]
+    lead_times: list[_LeadTimeChange]  # where the two differ
+
+
+def _differences(order_ids: Sequence[int], *, lock: bool = False) -> _Differences:
+    """What is stale in the stored schedule and the lead-time counts of these orders."""
+    computed = _computed(order_ids, lock=lock)
     stored_orders, stored_lines = _stored(order_ids)
     orders, lines = [], []
-    for order_id, plan in computed.items():
+    for order_id, plan in computed.figures.items():
         row = (*astuple(plan.order), plan.current_quote_id)
         if stored_orders.get(order_id) != row:
             orders.append((order_id, *row))
@@ -116,40 +164,144 @@ def _differences(
             line_row = astuple(figures)
             if stored_lines.get(line_id) != line_row:
                 lines.append((line_id, *line_row))
-    return orders, lines
+    added = _added_lead_times(order_ids)
+    lead_times = [
+        (order_id, counts, added.get(order_id, Counter()))
+        for order_id, counts in computed.lead_times.items()
+        if +counts != +added.get(order_id, Counter())
+    ]
+    return _Differences(orders, lines, lead_times)
 
 
 def refresh(order_ids: Iterable[int]) -> int:
-    """Write the schedule of these orders and their lines where it differs from their
-    history; returns how many rows changed. Call it inside the transaction of the write."""
+    """Write the schedule of these orders and their lines, and their lead-time counts, where
+    they differ from their history; returns how many rows changed. Call it inside the
+    transaction of the write."""
     changed = 0
     with transaction.atomic():
         for chunk in _chunks(sorted(set(order_ids))):
-            orders, lines = _differences(chunk)
-            changed += update_rows(OrderLine, FIGURES, lines)
-            changed += update_rows(PurchaseOrder, _ORDER_COLUMNS, orders)
+            stale = _differences(chunk, lock=True)
+            changed += update_rows(OrderLine, FIGURES, stale.lines)
+            changed += update_rows(PurchaseOrder, _ORDER_COLUMNS, stale.orders)
+            changed += _write_lead_times(stale.lead_times)
     return changed
 
 
 def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift:
-    """Orders and lines whose stored schedule differs from their history (all orders, or
-    these), chunk by chunk; with fix=True each chunk is rewritten as it is found."""
+    """Orders and lines whose stored schedule or lead-time counts differ from their history
+    (all orders, or these), chunk by chunk; with fix=True each chunk is rewritten as it is
+    found. For all orders, the lead-time tally is also checked against the sum of what the
+    orders added (and set to it with fix=True)."""
+    every_order = order_ids is None
     if order_ids is None:
         order_ids = (
             PurchaseOrder.objects.order_by("pk")
             .values_list("pk", flat=True)
             .iterator(chunk_size=CHUNK)
         )
-    n_orders = n_lines = 0
+    n_orders = n_lines = n_lead_times = 0
     examples: list[int] = []
     for chunk in _chunks(order_ids):
-        orders, lines = _differences(chunk)
-        n_orders, n_lines = n_orders + len(orders), n_lines + len(lines)
-        stale = sorted({row[0] for row in orders})
-        examples.extend(stale[: 10 - len(examples)])
-        if fix and (orders or lines):
+        stale = _differences(chunk)
+        n_orders, n_lines = n_orders + len(stale.orders), n_lines + len(stale.lines)
+        n_lead_times += len(stale.lead_times)
+        found = sorted({row[0] for row in stale.orders} | {row[0] for row in stale.lead_times})
+        examples.extend(found[: 10 - len(examples)])
+        if fix and (stale.orders or stale.lines or stale.lead_times):
             refresh(chunk)  # read again in its own transaction: a writer may have been first
-    return Drift(n_orders, n_lines, tuple(examples))
+    keys = _tally_drift(fix=fix) if every_order else 0
+    return Drift(n_orders, n_lines, tuple(examples), n_lead_times, keys)
+
+
+# --- The lead-time tally ------------------------------------------------------------------------
+
+
+def _added_lead_times(order_ids: Sequence[int]) -> dict[int, Counter[LeadTimeKey]]:
+    """What these orders last added to the tally (OrderLeadTimes)."""
+    return {
+        order_id: _counter(rows)
+        for order_id, rows in OrderLeadTimes.objects.filter(order_id__in=order_ids).values_list(
+            "order_id", "counts"
+        )
+    }
+
+
+def _counter(rows: Iterable[Sequence[Any]]) -> Counter[LeadTimeKey]:
+    return Counter({(date.fromisoformat(m), v, g, lead): n for m, v, g, lead, n in rows})
+
+
+def lead_time_rows(counts: Counter[LeadTimeKey]) -> list[list[Any]]:
+    """OrderLeadTimes.counts of these counts."""
+    return [[m.isoformat(), v, g, lead, n] for (m, v, g, lead), n in sorted(counts.items()) if n]
+
+
+def add_to_tally(delta: Counter[LeadTimeKey]) -> None:
+    """Add these counts (negative ones subtract) to LeadTimeTally: one upsert per 500 keys,
+    the keys in order so that concurrent writers lock the counters in the same order. The
+    same statement on PostgreSQL and SQLite (INSERT ... ON CONFLICT DO UPDATE): Django's
+    bulk_create can only overwrite a conflicting row, not add to it."""
+    rows = [(*key, n) for key, n in sorted(delta.items()) if n]
+    table = connection.ops.quote_name(LeadTimeTally._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 500):
+            batch = rows[start : start + 500]
+            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(batch))
+            cursor.execute(
+                f"INSERT INTO {table} (month, vendor_pk, gpu_model_pk, lead_days, quotes) "
+                f"VALUES {values} ON CONFLICT (gpu_model_pk, month, vendor_pk, lead_days) "
+                f"DO UPDATE SET quotes = {table}.quotes + excluded.quotes",
+                [value for row in batch for value in row],
+            )
+
+
+def _write_lead_times(changes: Sequence[_LeadTimeChange]) -> int:
+    if not changes:
+        return 0
+    delta: Counter[LeadTimeKey] = Counter()
+    for _, counts, added in changes:
+        delta.update(counts)
+        delta.subtract(added)
+    add_to_tally(delta)
+    OrderLeadTimes.objects.bulk_create(
+        [
+            OrderLeadTimes(order_id=order_id, counts=lead_time_rows(counts))
+            for order_id, counts, _ in changes
+        ],
+        update_conflicts=True,
+        unique_fields=["order"],
+        update_fields=["counts"],
+    )
+    return len(changes)
+
+
+def forget(order_ids: Iterable[int]) -> None:
+    """Take these orders out of the lead-time tally (they are being deleted)."""
+    with transaction.atomic():
+        for chunk in _chunks(sorted(set(order_ids))):
+            added = _added_lead_times(chunk)
+            _write_lead_times([(pk, Counter(), counts) for pk, counts in added.items()])
+            OrderLeadTimes.objects.filter(order_id__in=chunk).delete()
+
+
+def _tally_drift(*, fix: bool) -> int:
+    """Counters of LeadTimeTally that are not the sum of what every order added to it; with
+    fix=True they are set to it. Reads every OrderLeadTimes row."""
+    expected: Counter[LeadTimeKey] = Counter()
+    for rows in OrderLeadTimes.objects.values_list("counts", flat=True).iterator(CHUNK):
+        expected.update(_counter(rows))
+    stored: Counter[LeadTimeKey] = Counter(
+        {
+            (_as_date(m), v, g, lead): n
+            for m, v, g, lead, n in LeadTimeTally.objects.exclude(quotes=0).values_list(
+                "month", "vendor_pk", "gpu_model_pk", "lead_days", "quotes"
+            )
+        }
+    )
+    stale = [key for key in expected.keys() | stored.keys() if expected[key] != stored[key]]
+    if fix and stale:
+        with transaction.atomic():
+            add_to_tally(Counter({key: expected[key] - stored[key] for key in stale}))
+    return len(stale)
 
 
 # --- Single-row ORM writes --------------------------------------------------------------------
@@ -192,10 +344,17 @@ def _after_order_save(
     update_fields: frozenset[str] | None = None,
     **_: Any,
 ) -> None:
-    # A new order has no quotes yet; of an order's own columns only placed_on counts.
-    if raw or created or (update_fields is not None and "placed_on" not in update_fields):
+    # A new order has no quotes yet; of an order's own columns only placed_on (lead times)
+    # and the vendor (the lead-time tally's key) count.
+    counted = {"placed_on", "vendor", "vendor_id"}
+    if raw or created or (update_fields is not None and counted.isdisjoint(update_fields)):
         return
     refresh([instance.pk])
+
+
+@receiver(pre_delete, sender=PurchaseOrder, dispatch_uid="schedule_before_order_delete")
+def _before_order_delete(instance: PurchaseOrder, **_: Any) -> None:
+    forget([instance.pk])
 
 
 @receiver(post_delete, sender=DeliveryQuote, dispatch_uid="schedule_after_quote_delete")

@@ -11,7 +11,8 @@ order from its whole quote history.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -354,3 +355,34 @@ def cleared_reason(
 def worst(codes: Iterable[str]) -> Code | None:
     ranked = sorted((Code(c) for c in codes), key=RANK.__getitem__)
     return ranked[0] if ranked else None
+
+
+# --- Lead-time charts ---------------------------------------------------------------------------
+
+EVERY_QUOTE = 0  # the GPU-model key of a tally row that counts each quote once
+# (month quoted, vendor pk, GPU model pk or EVERY_QUOTE, quoted lead time in days)
+LeadTimeKey = tuple[date, int, int, int]
+
+
+def lead_time_counts(
+    placed_on: date, vendor_id: int, quotes: Iterable[Quote], line_models: Mapping[int, int]
+) -> Counter[LeadTimeKey]:
+    """How an order's quotes count in the lead-time charts. A quote's lead time is its
+    delivery date minus the order's placed-on date, charted in the month it was quoted.
+
+    Each quote counts once under EVERY_QUOTE (the charts of all quotes and per vendor), and
+    once per line it applies to under that line's GPU model (`line_models`: line pk -> GPU
+    model pk): a whole-order quote for every line, a line's own quote for its line only (not
+    at all if that line now belongs to another order)."""
+    counts: Counter[LeadTimeKey] = Counter()
+    for quote in quotes:
+        month = quote.quoted_on.replace(day=1)
+        lead = (quote.delivery_date - placed_on).days
+        counts[(month, vendor_id, EVERY_QUOTE, lead)] += 1
+        if quote.line_id is None:
+            models: Iterable[int] = line_models.values()
+        else:
+            models = [line_models[quote.line_id]] if quote.line_id in line_models else []
+        for gpu_model_id in models:
+            counts[(month, vendor_id, gpu_model_id, lead)] += 1
+    return counts

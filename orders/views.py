@@ -92,7 +92,7 @@ def dashboard_csv(request: HttpRequest) -> HttpResponse:
 
 class LeadTimesView(OrdersPage):
     """Median and 90th-percentile quoted lead time by month: all quotes, per GPU model, per
-    vendor. Three queries."""
+    vendor. Six queries (two a chart: its tally and its labels)."""
 
     template_name = "orders/lead_times.html"
 

@@ -12,6 +12,7 @@ from orders.models.procurement import (
     currency_validator,
 )
 from orders.models.quotas import Allocation, Quota, Team, TeamSlipNotice
+from orders.models.tallies import LeadTimeTally, OrderLeadTimes
 
 __all__ = [
     "AlertNotice",
@@ -20,6 +21,8 @@ __all__ = [
     "DeliveryQuote",
     "ExchangeRate",
     "GpuModel",
+    "LeadTimeTally",
+    "OrderLeadTimes",
     "OrderLine",
     "OrderStatus",
     "OutboxEmail",

@@ -13,6 +13,7 @@ import pytest
 from orders import schedules
 from orders.models import DeliveryQuote, OrderLine, PurchaseOrder
 from tests.conftest import ON_POSTGRES
+from tests.schedules import recomputed_lead_times, stored_lead_times
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -39,8 +40,13 @@ def test_generated_orders_carry_their_stored_schedule() -> None:
     assert PurchaseOrder.objects.filter(slip_days__gt=0).exists()
     assert OrderLine.objects.filter(current_delivery_date__isnull=True).count() == 0
     assert schedules.drift() == schedules.Drift()
+    assert stored_lead_times() == recomputed_lead_times()
+    assert sum(stored_lead_times().values()) == 180 * 2  # once, and once under its GPU model
     # The sequences follow the ids COPY wrote: the ORM's next rows do not collide.
     order = PurchaseOrder.objects.first()
     DeliveryQuote.objects.create(
         order=order, quoted_on=order.placed_on, delivery_date=order.placed_on
     )
+    # Deleting the benchmark's orders (with SQL) takes their quotes out of the tally.
+    scan_slips.delete_benchmark_data()
+    assert stored_lead_times() == recomputed_lead_times()

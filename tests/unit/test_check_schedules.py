@@ -9,12 +9,18 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F
 
 from orders import schedules, services
-from orders.models import OrderLine, PurchaseOrder
+from orders.models import LeadTimeTally, OrderLine, PurchaseOrder
 from orders.slips import FIGURES, Figures
-from tests.factories import GpuModelFactory, OrderLineFactory, PurchaseOrderFactory
-from tests.schedules import recomputed
+from tests.factories import (
+    GpuModelFactory,
+    OrderLineFactory,
+    PurchaseOrderFactory,
+    VendorFactory,
+)
+from tests.schedules import recomputed, recomputed_lead_times, stored_lead_times
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +109,28 @@ def test_fix_rewrites_what_differs_and_a_second_run_is_clean() -> None:
     assert out.rstrip().endswith("rewritten.")
     _assert_stored_equals_history()
     assert orders[0].quotes.count() == 3  # the history itself is untouched
+    assert "every stored schedule matches its history" in _run()
+
+
+def test_lead_time_counts_changed_behind_the_signals_are_reported_and_fixed() -> None:
+    """Guards the lead-time tally's check: an order's vendor changed by QuerySet.update leaves
+    its counts stale, a counter changed by hand leaves the tally off the orders' sum;
+    both are reported (exit 1), --fix repairs both, and the tally is then the history's."""
+    first, *_ = _orders(2)
+    PurchaseOrder.objects.filter(pk=first.pk).update(vendor=VendorFactory())
+    LeadTimeTally.objects.filter(pk=LeadTimeTally.objects.order_by("pk")[0].pk).update(
+        quotes=F("quotes") + 5
+    )
+
+    with pytest.raises(CommandError) as failed:
+        _run()
+    assert "1 orders' lead-time counts and 1 counters of the lead-time tally differ" in str(
+        failed.value
+    )
+    assert "(e.g. PO-CHK-0)" in str(failed.value)
+
+    _run("--fix")
+    assert stored_lead_times() == recomputed_lead_times()
     assert "every stored schedule matches its history" in _run()
 
 

@@ -1,5 +1,6 @@
 """Migration 0014 fills the stored schedule of the orders and lines recorded before it from
-their history, with the one definition (orders.slips.order_figures), chunk by chunk."""
+their history, with the one definition (orders.slips.order_figures), chunk by chunk; 0018
+fills the lead-time tally the same way (orders.slips.lead_time_counts)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from orders import schedules
 from orders.models import OrderLine, PurchaseOrder
-from orders.slips import FIGURES, Figures
-from tests.schedules import recomputed
+from orders.slips import EVERY_QUOTE, FIGURES, Figures
+from tests.schedules import recomputed, recomputed_lead_times, stored_lead_times
 
 migration = importlib.import_module("orders.migrations.0014_stored_schedule")
+tally_migration = importlib.import_module("orders.migrations.0018_lead_time_tally")
 BEFORE = [("orders", migration.Migration.dependencies[0][1])]
 AFTER = [("orders", migration.__name__.rsplit(".", 1)[-1])]
 PLACED = date(2023, 4, 14)
@@ -106,5 +109,29 @@ def test_the_migration_fills_every_order_and_line_from_its_history(monkeypatch: 
         assert (figures.baseline_lead_days, figures.current_lead_days) == (31, 110)
         assert (figures.slip_days, figures.requote_count) == (79, 2)
     finally:  # the later migrations, for the tests that follow
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lead_time_tally_migration_counts_every_quote(monkeypatch: Any) -> None:
+    """Guards 0018's RunPython fill (two orders a chunk here): every order's counts and the
+    tally are those of its history, so check_schedules finds nothing."""
+    monkeypatch.setattr(tally_migration, "CHUNK", 2)
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    try:
+        _history(executor.loader.project_state(BEFORE).apps)
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+        tally = stored_lead_times()
+        assert tally == recomputed_lead_times()
+        # 8 quotes once each; under a GPU model a whole-order quote counts once per line, a
+    # line's quote once, an order without lines not at all: 5 + 0 + 1 + 2.
+        assert sum(n for (_, _, gpu, _), n in tally.items() if gpu == EVERY_QUOTE) == 8
+        assert sum(n for (_, _, gpu, _), n in tally.items() if gpu != EVERY_QUOTE) == 8
+        assert schedules.drift() == schedules.Drift()
+    finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())

@@ -6,9 +6,11 @@ bulk (whole-order and line quotes), lines added, edited and deleted, receipts re
 removed, CSV imports of orders (new orders, new lines of recorded orders, whole-order quotes)
 and of quotes, saves of the admin's forms (the order page with its lines, quotes and receipts
 inlines, the line page, which can move a line to another order, the quote page), an order's
-placed-on date changed, and quotes deleted. After each one, two checks: `schedules.drift()`
-finds no order and no line, and this module's own recomputation reads every order's history
-and compares the columns itself, so a `drift()` gone blind could not hide a stale column.
+placed-on date changed, an order's vendor and a line's GPU model changed, quotes and orders
+deleted. After each one, three checks: `schedules.drift()` finds no order, no line and no
+lead-time counter, and this module's own recomputation reads every order's history and
+compares the columns and the lead-time tally itself, so a `drift()` gone blind could not hide
+a stale column or counter.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from orders.models import Delivery, DeliveryQuote, GpuModel, OrderLine, Purchase
 from orders.slips import FIGURES, Figures
 from tests.csv_files import ORDER_HEADER, csv_file
 from tests.factories import GpuModelFactory, UserFactory, VendorFactory
-from tests.schedules import recomputed
+from tests.schedules import recomputed, recomputed_lead_times, stored_lead_times
 from tests.unit.test_admin import _add_inline_row, _form_data
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +127,24 @@ class MovePlacedOn:
 
 
 @dataclass(frozen=True)
+class ChangeVendor:
+    order: int
+    update_fields: bool  # save(update_fields=["vendor"]) rather than a full save
+
+
+@dataclass(frozen=True)
+class ChangeGpu:
+    line: int
+    gpu: int
+    update_fields: bool  # save(update_fields=["gpu_model"]) rather than a full save
+
+
+@dataclass(frozen=True)
+class DeleteOrder:
+    order: int
+
+
+@dataclass(frozen=True)
 class ImportRow:
     order: int | None  # None: a new PO (PO-IMP-0 or -1, by `gpu` parity)
     gpu: int  # among GPUS and NEW_GPU
@@ -186,6 +206,9 @@ Step = (
     | Receipt
     | RemoveReceipt
     | MovePlacedOn
+    | ChangeVendor
+    | ChangeGpu
+    | DeleteOrder
     | ImportOrders
     | ImportQuotes
     | AdminOrder
@@ -221,6 +244,9 @@ STEPS: st.SearchStrategy[Step] = st.one_of(
     st.builds(Receipt, _index, st.integers(1, 4), st.integers(0, 90)),
     st.builds(RemoveReceipt, _index),
     st.builds(MovePlacedOn, _index, st.integers(-10, 10), st.booleans()),
+    st.builds(ChangeVendor, _index, st.booleans()),
+    st.builds(ChangeGpu, _index, st.integers(0, len(GPUS) - 1), st.booleans()),
+    st.builds(DeleteOrder, _index),
     st.builds(ImportOrders, st.lists(_import_row, min_size=1, max_size=3).map(tuple)),
     st.builds(ImportQuotes, _quotes),
     st.builds(
@@ -245,6 +271,7 @@ STEPS: st.SearchStrategy[Step] = st.one_of(
 class World:
     client: Client
     vendor: Any
+    other_vendor: Any
     buyer: Any
     gpus: list[GpuModel]
 
@@ -256,6 +283,7 @@ def world(admin_client_logged_in: Client) -> World:
     return World(
         client=admin_client_logged_in,
         vendor=VendorFactory(name="Pacific Silicon Distribution"),
+        other_vendor=VendorFactory(name="Northwind Servers"),
         buyer=UserFactory(username="alice", email="alice@gpu-buyers.example"),
         gpus=[GpuModelFactory(name=name, memory_gb=80) for name in GPUS],
     )
@@ -405,6 +433,19 @@ def _run(step: Step, world: World) -> None:
                     target.placed_on += timedelta(days=days)
                     target.full_clean()
                     target.save(update_fields=["placed_on"] if update_fields else None)
+            case ChangeVendor(order, update_fields):
+                if (target := _pick(orders, order)) is not None:
+                    target.vendor = (
+                        world.other_vendor if target.vendor_id == world.vendor.pk else world.vendor
+                    )
+                    target.save(update_fields=["vendor"] if update_fields else None)
+            case ChangeGpu(line, gpu, update_fields):
+                if (target := _pick(lines, line)) is not None:
+                    target.gpu_model = world.gpus[gpu]
+                    target.save(update_fields=["gpu_model"] if update_fields else None)
+            case DeleteOrder(order):
+                if (target := _pick(orders, order)) is not None:
+                    target.delete()
             case ImportOrders(rows):
                 first: dict[tuple, int] = {}
                 cells = [_import_cells(row, orders, world, first) for row in rows]
@@ -496,6 +537,7 @@ def _assert_every_schedule_matches_its_history(after: list[Step]) -> None:
     """drift() finds nothing, and each row's columns are order_figures of its history as
     read here."""
     assert schedules.drift() == schedules.Drift(), after
+    assert stored_lead_times() == recomputed_lead_times(), after
     for order in PurchaseOrder.objects.order_by("pk"):
         expected = recomputed(order)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order)}
@@ -572,6 +614,17 @@ _q = QuoteSpec
         AdminOrder(0, -2, 3, new_line=1, delete_line=None, quote=_q(0, 0, 3, 40), receipt=(0, 1)),
         AdminOrder(0, 0, None, new_line=None, delete_line=1, quote=None, receipt=None),
         AdminQuote(_q(1, None, 0, 15)),
+    ]
+)
+# The lead-time tally follows the order's vendor, its lines' GPU models, and its deletion.
+@example(
+    steps=[
+        QuoteOne(_q(0, None, 0, 30)),
+        QuoteOne(_q(0, 0, 5, 40)),
+        ChangeVendor(0, update_fields=True),
+        ChangeGpu(0, 2, update_fields=True),
+        ChangeVendor(0, update_fields=False),
+        DeleteOrder(0),
     ]
 )
 # A line deleted with a quote of its own: the order's re-quotes count one fewer.

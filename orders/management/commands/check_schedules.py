@@ -8,9 +8,10 @@ from orders.models import PurchaseOrder
 
 class Command(BaseCommand):
     help = (
-        "Recompute the stored schedule (dates, lead times, slip, re-quotes) of every order, "
-        "or of a random sample, from its quote history; report the orders and lines whose "
-        "columns differ, and with --fix rewrite them. Exits 1 when it finds a difference it "
+        "Recompute the stored schedule (dates, lead times, slip, re-quotes) and lead-time "
+        "counts of every order, or of a random sample, from its quote history; report the "
+        "orders and lines whose columns differ (and, checking every order, the counters of "
+        "the lead-time tally), and with --fix rewrite them. Exits 1 when it finds a difference it "
         "was not asked to fix."
     )
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             )
         found = schedules.drift(order_ids, fix=fix)
         checked = "every order" if sample is None else f"{len(order_ids or ()):,} orders"
-        if not (found.orders or found.lines):
+        if found == schedules.Drift():
             self.stdout.write(f"Checked {checked}: every stored schedule matches its history.")
             return
         examples = ", ".join(
@@ -41,6 +42,12 @@ class Command(BaseCommand):
         summary = (
             f"Checked {checked}: {found.orders:,} orders and {found.lines:,} lines stored a "
             f"schedule that differs from their quote history"
+            + (
+                f", {found.lead_time_orders:,} orders' lead-time counts and "
+                f"{found.lead_time_keys:,} counters of the lead-time tally differ"
+                if found.lead_time_orders or found.lead_time_keys
+                else ""
+            )
             + (f" (e.g. {examples})" if examples else "")
         )
         if fix:

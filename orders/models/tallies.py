@@ -1,0 +1,51 @@
+"""Tallies: aggregates kept current by orders.schedules, so a chart over every quote reads a
+few thousand counters instead of every quote.
+
+`LeadTimeTally` holds how many quotes had each lead time, per month quoted, vendor and GPU
+model (orders.slips.lead_time_counts says how a quote counts). `OrderLeadTimes` holds what
+each order last added to it, so a change to an order is applied as the difference between
+its new counts and those: exact, in the transaction of the write, and repairable
+(`manage.py check_schedules --fix`).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from orders.models.procurement import PurchaseOrder
+
+
+class LeadTimeTally(models.Model):
+    """How many quotes (`quotes`) had this lead time. The vendor and GPU model are plain keys,
+    not foreign keys: a row is a counter, and `gpu_model_pk` 0 (orders.slips.EVERY_QUOTE)
+    counts each quote once. Rows at 0 may stay; readers skip them."""
+
+    month = models.DateField()
+    vendor_pk = models.IntegerField()
+    gpu_model_pk = models.IntegerField()
+    lead_days = models.IntegerField()
+    quotes = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gpu_model_pk", "month", "vendor_pk", "lead_days"],
+                name="leadtimetally_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} vendor {self.vendor_pk}: {self.quotes} x {self.lead_days} d"
+
+
+class OrderLeadTimes(models.Model):
+    """What an order adds to LeadTimeTally: [month ISO, vendor pk, GPU model pk, lead days,
+    quotes] rows, sorted."""
+
+    order = models.OneToOneField(
+        PurchaseOrder, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    counts = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"lead times of order {self.order_id}"
