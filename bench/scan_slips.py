@@ -55,7 +55,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
-from orders import schedules
+from orders import schedules, vendor_tally
 from orders.alerts import alert_notices_create, scan_orders, thresholds
 from orders.models import (
     AlertNotice,
@@ -64,10 +64,12 @@ from orders.models import (
     GpuModel,
     OrderLeadTimes,
     OrderLine,
+    OrderScore,
     OutboxEmail,
     PurchaseOrder,
     SlipAlert,
     Vendor,
+    VendorScoreTally,
 )
 from orders.notifications import build_digests
 from orders.roles import Role, role_grant
@@ -170,6 +172,9 @@ def delete_alerts() -> None:
     exist, see above)."""
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table(SlipAlert)}, {table(OutboxEmail)} CASCADE")
+        # No alert is open any more: neither do the scorecards count any.
+        cursor.execute(f"UPDATE {table(OrderScore)} SET open_alerts = 0 WHERE open_alerts <> 0")
+        cursor.execute(f"UPDATE {table(VendorScoreTally)} SET open_alerts = 0")
 
 
 def delete_benchmark_data() -> None:
@@ -178,7 +183,9 @@ def delete_benchmark_data() -> None:
     like = [PO_PREFIX + "%"]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(orders, like)
-        schedules.forget(pk for (pk,) in cursor.fetchall())
+        deleted = [pk for (pk,) in cursor.fetchall()]
+        schedules.forget(deleted)
+        vendor_tally.forget(deleted)
         cursor.execute(f"DELETE FROM {table(DeliveryQuote)} WHERE order_id IN ({orders})", like)
         cursor.execute(f"DELETE FROM {table(Delivery)} WHERE order_id IN ({orders})", like)
         cursor.execute(f"DELETE FROM {table(OrderLine)} WHERE order_id IN ({orders})", like)
@@ -282,19 +289,32 @@ def _store_schedule(target: Any, figures: Any) -> None:
         setattr(target, name, getattr(figures, name))
 
 
+def _order_score(order_id: int, score: vendor_tally.Score) -> OrderScore:
+    vendor_pk, quoted, slip_days = score.key
+    return OrderScore(
+        order_id=order_id,
+        vendor_pk=vendor_pk,
+        quoted=quoted,
+        slip_days=slip_days,
+        **dict(zip(vendor_tally.COUNTS, score.counts, strict=True)),
+    )
+
+
 def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
-    """N open orders, one line and Q quotes each, written with COPY, their stored schedule
-    and lead-time counts computed by the one definition (orders.slips.order_figures,
-    lead_time_counts) as orders.schedules would."""
+    """N open orders, one line and Q quotes each, written with COPY, their stored schedule,
+    lead-time counts and scorecard figures computed by the one definitions
+    (orders.slips.order_figures, lead_time_counts, orders.vendor_tally.order_score) as
+    orders.schedules would."""
     rng = random.Random(SEED)
     vendor_ids, models, buyer_id = ensure_reference_data()
     span = (PLACED_TO - PLACED_FROM).days
     counts: Counter[str] = Counter()
     tally: Counter[LeadTimeKey] = Counter()
+    score_tally: dict[Any, list[int]] = defaultdict(lambda: [0] * len(vendor_tally.COUNTS))
     order_id, line_id, quote_id = _next_ids(PurchaseOrder, OrderLine, DeliveryQuote)
     for start in range(0, n_orders, CHUNK):
         size = min(CHUNK, n_orders - start)
-        orders, lines, quotes, lead_times = [], [], [], []
+        orders, lines, quotes, lead_times, scores = [], [], [], [], []
         for i in range(start, start + size):
             placed = PLACED_FROM + days(rng.randint(0, span))
             need_by = placed + days(rng.randint(45, 150)) if rng.random() < 0.4 else None
@@ -336,6 +356,21 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             lead_times.append(
                 OrderLeadTimes(order_id=order_id, counts=schedules.lead_time_rows(quoted))
             )
+            score = vendor_tally.order_score(
+                vendor_id=order.vendor_id,
+                status=order.status,
+                baseline=stored.order.baseline_delivery_date,
+                current=stored.order.current_delivery_date,
+                slip_days=stored.order.slip_days,
+                requotes=stored.order.requote_count,
+                units=line.quantity,
+                received_on=None,
+                open_alert=False,  # the scan raises them, and updates the tally
+            )
+            scores.append(_order_score(order_id, score))
+            vendor_row = score_tally[score.key]
+            for k, n in enumerate(score.counts):
+                vendor_row[k] += n
             _store_schedule(order, stored.order)
             order.current_quote_id = stored.current_quote_id
             _store_schedule(line, stored.lines[line_id])
@@ -348,6 +383,7 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             _copy(OrderLine, lines)
             _copy(DeliveryQuote, quotes)
             _copy(OrderLeadTimes, lead_times)
+            _copy(OrderScore, scores)
         counts["orders"] += len(orders)
         counts["lines"] += len(lines)
         counts["quotes"] += len(quotes)
@@ -355,6 +391,7 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             print(f"  {counts['orders']:>9,} orders", flush=True)
     with transaction.atomic():
         schedules.add_to_tally(tally)
+        vendor_tally.add_to_tally(score_tally)
     _reset_sequences(PurchaseOrder, OrderLine, DeliveryQuote)
     return dict(counts)
 

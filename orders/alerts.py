@@ -33,6 +33,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
+from orders import vendor_tally
 from orders.bulk import insert_ignoring_conflicts, insert_notices, update_by_pk
 from orders.dates import today as local_today
 from orders.models import (
@@ -236,6 +237,7 @@ def _scan_batch(
     # (alert id, current quote id, whether that quote is the alert's own, why it closed)
     superseded: list[tuple[int, int, bool, str]] = []
     resolved: list[tuple[int, int, bool, str]] = []
+    touched: set[int] = set()  # orders whose alerts open or close
     findings = result.findings
     for order_id, placed_on, need_by, baseline, current, quote_id, received in order_schedules(
         batch
@@ -259,6 +261,7 @@ def _scan_batch(
             new_alerts.append(
                 (order_id, code.value, finding.severity.value, quote_id, finding.message)
             )
+            touched.add(order_id)
             if previous is not None:
                 superseded.append(
                     (previous[0], quote_id, False, f"delivery now {current.isoformat()}")
@@ -266,6 +269,7 @@ def _scan_batch(
         for code, (pk, alert_quote_id, _) in open_here.items():  # no longer found
             why = cleared_reason(Code(code), **facts)
             resolved.append((pk, quote_id, alert_quote_id == quote_id, why))
+            touched.add(order_id)
     result.orders += size
     now = timezone.now()
     for status, closing in (
@@ -301,6 +305,9 @@ def _scan_batch(
         ],
         result,
     )
+    # Bulk writes send no signals: the scorecards' open-alert counts of the orders whose
+    # alerts opened or closed.
+    vendor_tally.refresh(touched)
 
 
 def _closed_reasons(
@@ -364,11 +371,13 @@ def _resolve_alerts_of_closed_orders(order_ids: list[int] | None) -> Counter[str
     if order_ids is not None:
         alerts = alerts.filter(order_id__in=order_ids)
     order_status = PurchaseOrder.objects.filter(pk=OuterRef("order_id")).values("status")[:1]
+    touched = set(alerts.order_by().values_list("order_id", flat=True))
     resolved = alerts.update(
         status=SlipAlert.Status.RESOLVED,
         closed_at=timezone.now(),
         closed_reason=Concat(Value("order "), Subquery(order_status)),
     )
+    vendor_tally.refresh(touched)  # their scorecards' open-alert counts
     return Counter({SlipAlert.Status.RESOLVED: resolved} if resolved else {})
 
 
@@ -523,6 +532,10 @@ def alerts_acknowledge(
     ones keep who/when; superseded and resolved slip alerts are history and stay as they are.
     Returns how many were acknowledged."""
     alerts = model.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True)
-    if model is SlipAlert:
-        alerts = alerts.filter(status=OPEN)
-    return alerts.update(acknowledged_by=user, acknowledged_at=timezone.now())
+    if model is not SlipAlert:
+        return alerts.update(acknowledged_by=user, acknowledged_at=timezone.now())
+    alerts = alerts.filter(status=OPEN)
+    touched = set(alerts.order_by().values_list("order_id", flat=True))
+    acknowledged = alerts.update(acknowledged_by=user, acknowledged_at=timezone.now())
+    vendor_tally.refresh(touched)  # an acknowledged alert is no longer open on a scorecard
+    return acknowledged

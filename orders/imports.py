@@ -783,9 +783,11 @@ class _OrdersPlan:
         bulk.insert_new(self.new_lines, batch_size=CHUNK)
         services.quotes_add_bulk(quotes=self.new_quotes, batch_size=CHUNK)
         # quotes_add_bulk stored the schedules of the orders quoted; a new line of another
-        # order changes its schedule too (bulk inserts send no signals: orders.schedules).
+        # order changes its schedule too, and a new order counts on its vendor's scorecard
+        # (bulk inserts send no signals: orders.schedules).
         quoted = {quote.order_id for quote in self.new_quotes}
-        schedules.refresh({line.order_id for line in self.new_lines} - quoted)
+        written = {line.order_id for line in self.new_lines} | {o.pk for o in self.new_orders}
+        schedules.refresh(written - quoted)
         if self.new_lines:  # what the vendors charged are price points: judge the rises
             services.prices_check_after_commit()
 

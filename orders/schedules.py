@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
+from orders import vendor_tally
 from orders.bulk import update_rows
 from orders.models import (
     DeliveryQuote,
@@ -65,6 +66,8 @@ class Drift:
     order_ids: tuple[int, ...] = ()  # of the orders concerned, at most a few for reporting
     lead_time_orders: int = 0  # orders whose lead-time counts are not what they added
     lead_time_keys: int = 0  # tally counters that are not the sum of what orders added
+    score_orders: int = 0  # the same for the vendor scorecards' tally (orders.vendor_tally)
+    score_keys: int = 0
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -184,6 +187,8 @@ def refresh(order_ids: Iterable[int]) -> int:
             changed += update_rows(OrderLine, FIGURES, stale.lines)
             changed += update_rows(PurchaseOrder, _ORDER_COLUMNS, stale.orders)
             changed += _write_lead_times(stale.lead_times)
+            # After the columns it reads are written: the vendor scorecards' tally.
+            changed += vendor_tally.refresh(chunk)
     return changed
 
 
@@ -191,7 +196,8 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift
     """Orders and lines whose stored schedule or lead-time counts differ from their history
     (all orders, or these), chunk by chunk; with fix=True each chunk is rewritten as it is
     found. For all orders, the lead-time tally is also checked against the sum of what the
-    orders added (and set to it with fix=True)."""
+    orders added (and set to it with fix=True); then the same for the vendor scorecards'
+    tally (orders.vendor_tally.drift)."""
     every_order = order_ids is None
     if order_ids is None:
         order_ids = (
@@ -199,6 +205,8 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift
             .values_list("pk", flat=True)
             .iterator(chunk_size=CHUNK)
         )
+    else:
+        order_ids = list(order_ids)  # read twice: here and by vendor_tally.drift
     n_orders = n_lines = n_lead_times = 0
     examples: list[int] = []
     for chunk in _chunks(order_ids):
@@ -210,7 +218,9 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift
         if fix and (stale.orders or stale.lines or stale.lead_times):
             refresh(chunk)  # read again in its own transaction: a writer may have been first
     keys = _tally_drift(fix=fix) if every_order else 0
-    return Drift(n_orders, n_lines, tuple(examples), n_lead_times, keys)
+    # After the schedules are fixed: the scores are worked out from them.
+    scores, score_keys = vendor_tally.drift(None if every_order else order_ids, fix=fix)
+    return Drift(n_orders, n_lines, tuple(examples), n_lead_times, keys, scores, score_keys)
 
 
 # --- The lead-time tally ------------------------------------------------------------------------
@@ -344,10 +354,10 @@ def _after_order_save(
     update_fields: frozenset[str] | None = None,
     **_: Any,
 ) -> None:
-    # A new order has no quotes yet; of an order's own columns only placed_on (lead times)
-    # and the vendor (the lead-time tally's key) count.
-    counted = {"placed_on", "vendor", "vendor_id"}
-    if raw or created or (update_fields is not None and counted.isdisjoint(update_fields)):
+    # Of an order's own columns only placed_on (lead times), the vendor (the tallies' key)
+    # and the status (the scorecards) count; a new order counts on its vendor's scorecard.
+    counted = {"placed_on", "vendor", "vendor_id", "status"}
+    if raw or (update_fields is not None and counted.isdisjoint(update_fields)):
         return
     refresh([instance.pk])
 
@@ -355,6 +365,7 @@ def _after_order_save(
 @receiver(pre_delete, sender=PurchaseOrder, dispatch_uid="schedule_before_order_delete")
 def _before_order_delete(instance: PurchaseOrder, **_: Any) -> None:
     forget([instance.pk])
+    vendor_tally.forget([instance.pk])
 
 
 @receiver(post_delete, sender=DeliveryQuote, dispatch_uid="schedule_after_quote_delete")

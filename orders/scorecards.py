@@ -1,4 +1,5 @@
-"""Vendor scorecards: which vendors keep their word, computed by aggregate queries.
+"""Vendor scorecards: which vendors keep their word, read from a tally of every order's part
+(orders.vendor_tally.order_score), so a scorecard costs the same at any number of orders.
 
 Definitions (every figure ignores draft orders, which no vendor has seen yet):
 - orders, units: orders placed with the vendor and GPUs on them.
@@ -15,39 +16,18 @@ Definitions (every figure ignores draft orders, which no vendor has seen yet):
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import (
-    Avg,
-    Case,
-    Count,
-    Exists,
-    F,
-    FloatField,
-    Max,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-    When,
-)
-from django.db.models.functions import Cast
+from django.db.models import F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast, NullIf
 
 from orders import permissions
-from orders.db_functions import Median
-from orders.models import (
-    Delivery,
-    GpuModel,
-    OrderLine,
-    PriceQuote,
-    PurchaseOrder,
-    SlipAlert,
-    Vendor,
-    open_alert_q,
-)
+from orders.db_functions import percentile_of_counts
+from orders.models import GpuModel, PriceQuote, Vendor, VendorScoreTally
 from orders.prices import price_changes
 
 METRICS = (
@@ -57,71 +37,51 @@ METRICS = (
     "sc_on_time",
     "sc_on_time_latest",
     "sc_mean_slip",
-    "sc_median_slip",
     "sc_mean_requotes",
     "sc_open_alerts",
 )
 
 
-def _orders_by_vendor() -> QuerySet[PurchaseOrder]:
-    """One row per vendor id with every order-based figure. One grouped query."""
-    received_on = (
-        Delivery.objects.filter(order_id=OuterRef("pk"))
-        .order_by()
-        .values("order_id")
-        .annotate(last=Max("delivered_on"))
-        .values("last")
-    )
-    open_alert = SlipAlert.objects.filter(open_alert_q(), order_id=OuterRef("pk"))
-    received = Q(status=PurchaseOrder.Status.RECEIVED, received_on__isnull=False)
+def _by_vendor() -> QuerySet[VendorScoreTally]:
+    """One row per vendor pk with every summed figure, from the scorecards' tally
+    (orders.vendor_tally), whose size does not grow with the number of orders."""
+    quoted = Q(quoted=True)
     return (
-        PurchaseOrder.objects.exclude(status=PurchaseOrder.Status.DRAFT)
+        VendorScoreTally.objects.order_by()
+        .values("vendor_pk")
         .annotate(
-            # Looked up for received orders only: a probe per order would be most of the cost.
-            received_on=Case(
-                When(status=PurchaseOrder.Status.RECEIVED, then=Subquery(received_on))
-            ),
-            has_open_alert=Exists(open_alert),
-        )
-        .order_by()
-        .values("vendor_id")
-        .annotate(
-            sc_orders=Count("pk"),
-            sc_received=Count("pk", filter=received),
-            sc_on_time=Count(
-                "pk", filter=received & Q(received_on__lte=F("baseline_delivery_date"))
-            ),
-            sc_on_time_latest=Count(
-                "pk", filter=received & Q(received_on__lte=F("current_delivery_date"))
-            ),
-            sc_mean_slip=Avg(Cast("slip_days", FloatField())),
-            sc_median_slip=Median("slip_days"),
-            sc_mean_requotes=Avg(Cast("requote_count", FloatField())),
-            sc_open_alerts=Count("pk", filter=Q(has_open_alert=True)),
+            sc_orders=Sum("orders"),
+            sc_units=Sum("units"),
+            sc_received=Sum("received"),
+            sc_on_time=Sum("on_time"),
+            sc_on_time_latest=Sum("on_time_latest"),
+            sc_mean_slip=Cast(Sum(F("slip_days") * F("orders"), filter=quoted), FloatField())
+            / NullIf(Sum("orders", filter=quoted), 0),
+            sc_mean_requotes=Cast(Sum("requotes"), FloatField()) / NullIf(Sum("orders"), 0),
+            sc_open_alerts=Sum("open_alerts"),
         )
     )
 
 
-def _units_by_vendor() -> QuerySet[OrderLine]:
-    return (
-        OrderLine.objects.exclude(order__status=PurchaseOrder.Status.DRAFT)
-        .order_by()
-        .values("order__vendor_id")
-        .annotate(units=Sum("quantity"))
-    )
+def median_slips(vendor_ids: Iterable[int] | None = None) -> dict[int, float | None]:
+    """The median slip of each vendor's quoted orders, from the tally's histogram of slips
+    (every vendor with orders, or these). One query."""
+    rows = VendorScoreTally.objects.filter(quoted=True, orders__gt=0)
+    if vendor_ids is not None:
+        rows = rows.filter(vendor_pk__in=list(vendor_ids))
+    histograms: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for vendor_pk, slip_days, orders in rows.order_by("vendor_pk", "slip_days").values_list(
+        "vendor_pk", "slip_days", "orders"
+    ):
+        histograms[vendor_pk].append((slip_days, orders))
+    return {pk: percentile_of_counts(counts, 0.5) for pk, counts in histograms.items()}
 
 
 def vendors_with_scorecards() -> QuerySet[Vendor]:
-    """Vendors annotated with every order-based figure (sortable in the admin): each is a
-    subquery of the one grouped query above, so the list costs one query whatever its size."""
-    grouped = _orders_by_vendor().filter(vendor_id=OuterRef("pk"))
-    annotations: dict[str, Any] = {
-        name: Subquery(grouped.values(name)[:1]) for name in METRICS if name != "sc_units"
-    }
-    annotations["sc_units"] = Subquery(
-        _units_by_vendor().filter(order__vendor_id=OuterRef("pk")).values("units")[:1]
-    )
-    return Vendor.objects.annotate(**annotations)
+    """Vendors annotated with every summed figure (sortable in the admin): each a subquery
+    of the tally's few rows per vendor. The median is not among them (`median_slips`)."""
+    grouped = _by_vendor().filter(vendor_pk=OuterRef("pk"))
+    return Vendor.objects.annotate(**{name: Subquery(grouped.values(name)[:1]) for name in METRICS})
 
 
 @dataclass(frozen=True)
@@ -190,10 +150,8 @@ def scorecards(*, viewer: Any | None = None) -> list[Scorecard]:
     """Every vendor's scorecard, by name, its price change from the prices `viewer` may see
     (every price when None). Five queries whatever the number of orders."""
     changes = price_change_by_vendor(viewer=viewer)
-    # The grouped queries once each, joined to the vendors here: as subqueries per vendor
-    # (vendors_with_scorecards, which the admin sorts on) each would run once per vendor.
-    figures = {row.pop("vendor_id"): row for row in _orders_by_vendor()}
-    units = dict(_units_by_vendor().values_list("order__vendor_id", "units"))
+    figures = {row.pop("vendor_pk"): row for row in _by_vendor()}
+    medians = median_slips()
     cards = []
     for vendor in Vendor.objects.order_by("name"):
         row = figures.get(vendor.pk, {})
@@ -201,12 +159,12 @@ def scorecards(*, viewer: Any | None = None) -> list[Scorecard]:
             Scorecard(
                 vendor=vendor,
                 orders=row.get("sc_orders") or 0,
-                units=units.get(vendor.pk) or 0,
+                units=row.get("sc_units") or 0,
                 received=row.get("sc_received") or 0,
                 on_time=row.get("sc_on_time") or 0,
                 on_time_latest=row.get("sc_on_time_latest") or 0,
                 mean_slip_days=row.get("sc_mean_slip"),
-                median_slip_days=row.get("sc_median_slip"),
+                median_slip_days=medians.get(vendor.pk),
                 mean_requotes=row.get("sc_mean_requotes"),
                 orders_with_open_alerts=row.get("sc_open_alerts") or 0,
                 price_change=changes.get(vendor.pk, ""),

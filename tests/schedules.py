@@ -5,8 +5,18 @@ orders.schedules."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
-from orders.models import DeliveryQuote, LeadTimeTally, OrderLine, PurchaseOrder
+from orders.models import (
+    Delivery,
+    DeliveryQuote,
+    LeadTimeTally,
+    OrderLine,
+    PurchaseOrder,
+    SlipAlert,
+    VendorScoreTally,
+    open_alert_q,
+)
 from orders.slips import LeadTimeKey, OrderFigures, Quote, lead_time_counts, order_figures
 
 
@@ -44,3 +54,46 @@ def stored_lead_times() -> Counter[LeadTimeKey]:
             ).values_list("month", "vendor_pk", "gpu_model_pk", "lead_days", "quotes")
         }
     )
+
+
+def recomputed_scores() -> dict[int, tuple[Any, ...]]:
+    """Per vendor pk, the scorecard's sums read straight from orders, lines, receipts and
+    alerts: (orders, units, received, on time, on time against the latest date, re-quotes,
+    orders with open alerts, every quoted order's slip in order)."""
+    sums: dict[int, list[Any]] = {}
+    for order in PurchaseOrder.objects.exclude(status=PurchaseOrder.Status.DRAFT):
+        units = sum(OrderLine.objects.filter(order=order).values_list("quantity", flat=True))
+        receipts = list(Delivery.objects.filter(order=order).values_list("delivered_on", flat=True))
+        last = max(receipts) if receipts else None
+        received = order.status == PurchaseOrder.Status.RECEIVED and last is not None
+        row = sums.setdefault(order.vendor_id, [0, 0, 0, 0, 0, 0, 0, []])
+        row[0] += 1
+        row[1] += units
+        row[2] += received
+        row[3] += bool(
+            received and order.baseline_delivery_date and last <= order.baseline_delivery_date
+        )
+        row[4] += bool(
+            received and order.current_delivery_date and last <= order.current_delivery_date
+        )
+        row[5] += order.requote_count
+        row[6] += SlipAlert.objects.filter(open_alert_q(), order=order).exists()
+        if order.slip_days is not None:
+            row[7].append(order.slip_days)
+    return {pk: (*row[:7], sorted(row[7])) for pk, row in sums.items()}
+
+
+def stored_scores() -> dict[int, tuple[Any, ...]]:
+    """The same, as the scorecards' tally holds it (vendors with no order left out)."""
+    sums: dict[int, list[Any]] = {}
+    for row in VendorScoreTally.objects.order_by("slip_days"):
+        if not row.orders:
+            continue
+        found = sums.setdefault(row.vendor_pk, [0, 0, 0, 0, 0, 0, 0, []])
+        for i, name in enumerate(
+            ("orders", "units", "received", "on_time", "on_time_latest", "requotes", "open_alerts")
+        ):
+            found[i] += getattr(row, name)
+        if row.quoted:
+            found[7].extend([row.slip_days] * row.orders)
+    return {pk: (*row[:7], sorted(row[7])) for pk, row in sums.items()}

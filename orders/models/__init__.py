@@ -12,7 +12,7 @@ from orders.models.procurement import (
     currency_validator,
 )
 from orders.models.quotas import Allocation, Quota, Team, TeamSlipNotice
-from orders.models.tallies import LeadTimeTally, OrderLeadTimes
+from orders.models.tallies import LeadTimeTally, OrderLeadTimes, OrderScore, VendorScoreTally
 
 __all__ = [
     "AlertNotice",
@@ -24,6 +24,7 @@ __all__ = [
     "LeadTimeTally",
     "OrderLeadTimes",
     "OrderLine",
+    "OrderScore",
     "OrderStatus",
     "OutboxEmail",
     "PriceAlert",
@@ -36,6 +37,7 @@ __all__ = [
     "TeamSlipNotice",
     "Vendor",
     "VendorKind",
+    "VendorScoreTally",
     "currency_validator",
     "open_alert_q",
 ]

@@ -1,11 +1,12 @@
-"""Tallies: aggregates kept current by orders.schedules, so a chart over every quote reads a
-few thousand counters instead of every quote.
+"""Tallies: aggregates kept current in the transaction of every write that changes them, so
+a chart or scorecard over every order reads a few thousand counters instead of every order.
 
 `LeadTimeTally` holds how many quotes had each lead time, per month quoted, vendor and GPU
 model (orders.slips.lead_time_counts says how a quote counts). `OrderLeadTimes` holds what
 each order last added to it, so a change to an order is applied as the difference between
 its new counts and those: exact, in the transaction of the write, and repairable
-(`manage.py check_schedules --fix`).
+(`manage.py check_schedules --fix`). `VendorScoreTally` and `OrderScore` do the same for the
+vendor scorecards (orders.vendor_tally).
 """
 
 from __future__ import annotations
@@ -49,3 +50,51 @@ class OrderLeadTimes(models.Model):
 
     def __str__(self) -> str:
         return f"lead times of order {self.order_id}"
+
+
+class VendorScoreTally(models.Model):
+    """The vendor scorecards' figures summed over a vendor's orders with the same slip
+    (orders.vendor_tally says what an order adds): `quoted` False holds the orders without a
+    quote (slip_days 0 there), so a median of slips reads the quoted rows alone."""
+
+    vendor_pk = models.IntegerField()
+    quoted = models.BooleanField()
+    slip_days = models.IntegerField()
+    orders = models.IntegerField(default=0)
+    units = models.BigIntegerField(default=0)  # GPUs: a line holds up to 2^31 - 1
+    received = models.IntegerField(default=0)
+    on_time = models.IntegerField(default=0)
+    on_time_latest = models.IntegerField(default=0)
+    requotes = models.IntegerField(default=0)
+    open_alerts = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor_pk", "quoted", "slip_days"], name="vendorscoretally_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"vendor {self.vendor_pk}, slip {self.slip_days}: {self.orders} orders"
+
+
+class OrderScore(models.Model):
+    """What an order adds to VendorScoreTally (all counts 0 for a draft)."""
+
+    order = models.OneToOneField(
+        PurchaseOrder, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    vendor_pk = models.IntegerField()
+    quoted = models.BooleanField()
+    slip_days = models.IntegerField()
+    orders = models.IntegerField(default=0)
+    units = models.BigIntegerField(default=0)  # GPUs: a line holds up to 2^31 - 1
+    received = models.IntegerField(default=0)
+    on_time = models.IntegerField(default=0)
+    on_time_latest = models.IntegerField(default=0)
+    requotes = models.IntegerField(default=0)
+    open_alerts = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"score of order {self.order_id}"

@@ -9,11 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from orders import schedules
 from orders.models import DeliveryQuote, OrderLine, PurchaseOrder
 from tests.conftest import ON_POSTGRES
-from tests.schedules import recomputed_lead_times, stored_lead_times
+from tests.schedules import (
+    recomputed_lead_times,
+    recomputed_scores,
+    stored_lead_times,
+    stored_scores,
+)
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -42,11 +48,21 @@ def test_generated_orders_carry_their_stored_schedule() -> None:
     assert schedules.drift() == schedules.Drift()
     assert stored_lead_times() == recomputed_lead_times()
     assert sum(stored_lead_times().values()) == 180 * 2  # once, and once under its GPU model
+    assert stored_scores() == recomputed_scores()
+    # The scan raises alerts; the scorecards count the orders that have them.
+    scan_slips.scan_orders()
+    assert stored_scores() == recomputed_scores()
+    assert sum(row[6] for row in stored_scores().values()) > 0
+    with connection.cursor() as cursor:  # TRUNCATE needs the inserts' FK checks done
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    scan_slips.delete_alerts()
+    assert stored_scores() == recomputed_scores()
     # The sequences follow the ids COPY wrote: the ORM's next rows do not collide.
     order = PurchaseOrder.objects.first()
     DeliveryQuote.objects.create(
         order=order, quoted_on=order.placed_on, delivery_date=order.placed_on
     )
-    # Deleting the benchmark's orders (with SQL) takes their quotes out of the tally.
+    # Deleting the benchmark's orders (with SQL) takes them out of the tallies.
     scan_slips.delete_benchmark_data()
     assert stored_lead_times() == recomputed_lead_times()
+    assert stored_scores() == recomputed_scores()

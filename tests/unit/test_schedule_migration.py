@@ -128,7 +128,7 @@ def test_the_lead_time_tally_migration_counts_every_quote(monkeypatch: Any) -> N
         tally = stored_lead_times()
         assert tally == recomputed_lead_times()
         # 8 quotes once each; under a GPU model a whole-order quote counts once per line, a
-    # line's quote once, an order without lines not at all: 5 + 0 + 1 + 2.
+        # line's quote once, an order without lines not at all: 5 + 0 + 1 + 2.
         assert sum(n for (_, _, gpu, _), n in tally.items() if gpu == EVERY_QUOTE) == 8
         assert sum(n for (_, _, gpu, _), n in tally.items() if gpu != EVERY_QUOTE) == 8
         assert schedules.drift() == schedules.Drift()

@@ -7,10 +7,10 @@ removed, CSV imports of orders (new orders, new lines of recorded orders, whole-
 and of quotes, saves of the admin's forms (the order page with its lines, quotes and receipts
 inlines, the line page, which can move a line to another order, the quote page), an order's
 placed-on date changed, an order's vendor and a line's GPU model changed, quotes and orders
-deleted. After each one, three checks: `schedules.drift()` finds no order, no line and no
-lead-time counter, and this module's own recomputation reads every order's history and
-compares the columns and the lead-time tally itself, so a `drift()` gone blind could not hide
-a stale column or counter.
+deleted, slip scans and alerts acknowledged. After each one, three checks: `schedules.drift()`
+finds no order, no line and no counter, and this module's own recomputation reads every
+order's history and compares the columns, the lead-time tally and the scorecards' tally
+itself, so a `drift()` gone blind could not hide a stale column or counter.
 """
 
 from __future__ import annotations
@@ -30,13 +30,27 @@ from django.urls import reverse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from orders import csv_format, schedules, services
+from orders import alerts, csv_format, schedules, services
 from orders.imports import orders_import, quotes_import
-from orders.models import Delivery, DeliveryQuote, GpuModel, OrderLine, PurchaseOrder
+from orders.models import (
+    Delivery,
+    DeliveryQuote,
+    GpuModel,
+    OrderLine,
+    PurchaseOrder,
+    SlipAlert,
+    open_alert_q,
+)
 from orders.slips import FIGURES, Figures
 from tests.csv_files import ORDER_HEADER, csv_file
 from tests.factories import GpuModelFactory, UserFactory, VendorFactory
-from tests.schedules import recomputed, recomputed_lead_times, stored_lead_times
+from tests.schedules import (
+    recomputed,
+    recomputed_lead_times,
+    recomputed_scores,
+    stored_lead_times,
+    stored_scores,
+)
 from tests.unit.test_admin import _add_inline_row, _form_data
 
 pytestmark = pytest.mark.django_db
@@ -145,6 +159,20 @@ class DeleteOrder:
 
 
 @dataclass(frozen=True)
+class Scan:
+    """alerts.scan_orders, as the daily task runs it: alerts open, are superseded, resolve"""
+
+    day: int  # after START
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    """alerts.alerts_acknowledge, as the admin's action calls it"""
+
+    alert: int
+
+
+@dataclass(frozen=True)
 class ImportRow:
     order: int | None  # None: a new PO (PO-IMP-0 or -1, by `gpu` parity)
     gpu: int  # among GPUS and NEW_GPU
@@ -209,6 +237,8 @@ Step = (
     | ChangeVendor
     | ChangeGpu
     | DeleteOrder
+    | Scan
+    | Acknowledge
     | ImportOrders
     | ImportQuotes
     | AdminOrder
@@ -247,6 +277,8 @@ STEPS: st.SearchStrategy[Step] = st.one_of(
     st.builds(ChangeVendor, _index, st.booleans()),
     st.builds(ChangeGpu, _index, st.integers(0, len(GPUS) - 1), st.booleans()),
     st.builds(DeleteOrder, _index),
+    st.builds(Scan, st.integers(0, 200)),
+    st.builds(Acknowledge, _index),
     st.builds(ImportOrders, st.lists(_import_row, min_size=1, max_size=3).map(tuple)),
     st.builds(ImportQuotes, _quotes),
     st.builds(
@@ -446,6 +478,12 @@ def _run(step: Step, world: World) -> None:
             case DeleteOrder(order):
                 if (target := _pick(orders, order)) is not None:
                     target.delete()
+            case Scan(day):
+                alerts.scan_orders(today=START + timedelta(days=day))
+            case Acknowledge(alert):
+                open_alerts = list(SlipAlert.objects.filter(open_alert_q()).order_by("pk"))
+                if (target := _pick(open_alerts, alert)) is not None:
+                    alerts.alerts_acknowledge(alert_ids=[target.pk], user=world.buyer)
             case ImportOrders(rows):
                 first: dict[tuple, int] = {}
                 cells = [_import_cells(row, orders, world, first) for row in rows]
@@ -538,6 +576,7 @@ def _assert_every_schedule_matches_its_history(after: list[Step]) -> None:
     read here."""
     assert schedules.drift() == schedules.Drift(), after
     assert stored_lead_times() == recomputed_lead_times(), after
+    assert stored_scores() == recomputed_scores(), after
     for order in PurchaseOrder.objects.order_by("pk"):
         expected = recomputed(order)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order)}
@@ -625,6 +664,20 @@ _q = QuoteSpec
         ChangeGpu(0, 2, update_fields=True),
         ChangeVendor(0, update_fields=False),
         DeleteOrder(0),
+    ]
+)
+# The scorecards' tally follows alerts raised, acknowledged and resolved, and receipts.
+@example(
+    steps=[
+        QuoteOne(_q(0, None, 0, 30)),
+        QuoteOne(_q(0, None, 10, 150)),
+        Scan(20),
+        Acknowledge(0),
+        Acknowledge(0),  # the order's second open alert: now it has none
+        QuoteOne(_q(0, None, 12, 200)),
+        Scan(30),
+        Receipt(0, 8, 40),
+        Scan(50),
     ]
 )
 # A line deleted with a quote of its own: the order's re-quotes count one fewer.

@@ -48,6 +48,12 @@ class Command(BaseCommand):
                 if found.lead_time_orders or found.lead_time_keys
                 else ""
             )
+            + (
+                f", {found.score_orders:,} orders' scorecard figures and "
+                f"{found.score_keys:,} rows of the scorecards' tally differ"
+                if found.score_orders or found.score_keys
+                else ""
+            )
             + (f" (e.g. {examples})" if examples else "")
         )
         if fix:

@@ -1,0 +1,313 @@
+"""The vendor scorecards' tally (orders.models.tallies.VendorScoreTally): every order's
+figures summed per vendor and slip, so a scorecard reads a few hundred counters whatever the
+number of orders.
+
+`order_score` defines what an order adds. `refresh(order_ids)` is the one write path, run
+in the caller's transaction: it computes the orders' scores from what they store now (the
+stored schedule, lines, receipts, open alerts), compares them with what they added last
+(OrderScore) and adds the difference to the tally. It runs from `orders.schedules.refresh`
+(quotes, lines, an order's status, vendor or dates), from the receipt and slip-alert
+signals below, and from the slip scan and acknowledgements, which change alerts in bulk.
+`drift()` finds what anything else (raw SQL, QuerySet.update) left stale; `manage.py
+check_schedules --fix` repairs it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from itertools import islice
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Max, Sum
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from orders.models import (
+    Delivery,
+    OrderLine,
+    OrderScore,
+    PurchaseOrder,
+    SlipAlert,
+    VendorScoreTally,
+    open_alert_q,
+)
+
+CHUNK = 2000
+# What a score counts, in the order of the tally's columns.
+COUNTS = ("orders", "units", "received", "on_time", "on_time_latest", "requotes", "open_alerts")
+ScoreKey = tuple[int, bool, int]  # vendor pk, quoted, slip days (0 when not quoted)
+_ZERO = (0,) * len(COUNTS)
+
+
+@dataclass(frozen=True)
+class Score:
+    """What one order adds to its vendor's scorecard."""
+
+    key: ScoreKey
+    counts: tuple[int, ...] = _ZERO
+
+
+def order_score(
+    *,
+    vendor_id: int,
+    status: str,
+    baseline: date | None,
+    current: date | None,
+    slip_days: int | None,
+    requotes: int,
+    units: int,
+    received_on: date | None,
+    open_alert: bool,
+) -> Score:
+    """An order's part of its vendor's scorecard (orders.scorecards says what each figure
+    means): nothing for a draft, which no vendor has seen yet; received when it is received
+    and has receipts, on time when its last receipt came by the first (latest) quoted date."""
+    key = (vendor_id, slip_days is not None, slip_days or 0)
+    if status == PurchaseOrder.Status.DRAFT:
+        return Score(key)
+    last = received_on if status == PurchaseOrder.Status.RECEIVED else None
+    received = last is not None
+    on_time = last is not None and baseline is not None and last <= baseline
+    on_time_latest = last is not None and current is not None and last <= current
+    return Score(
+        key,
+        (1, units, int(received), int(on_time), int(on_time_latest), requotes, int(open_alert)),
+    )
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = iter(ids)
+    while chunk := list(islice(ids, CHUNK)):
+        yield chunk
+
+
+def _as_date(value: Any) -> Any:
+    # SQLite hands back aggregated dates as text.
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _computed(order_ids: Sequence[int]) -> dict[int, Score]:
+    """Each order's score from what it stores now: four queries."""
+    units = dict(
+        OrderLine.objects.filter(order_id__in=order_ids)
+        .order_by()
+        .values("order_id")
+        .annotate(units=Sum("quantity"))
+        .values_list("order_id", "units")
+    )
+    received_on = dict(
+        Delivery.objects.filter(order_id__in=order_ids)
+        .order_by()
+        .values("order_id")
+        .annotate(last=Max("delivered_on"))
+        .values_list("order_id", "last")
+    )
+    alerted = set(
+        SlipAlert.objects.filter(open_alert_q(), order_id__in=order_ids)
+        .order_by()
+        .values_list("order_id", flat=True)
+        .distinct()
+    )
+    return {
+        pk: order_score(
+            vendor_id=vendor_id,
+            status=status,
+            baseline=baseline,
+            current=current,
+            slip_days=slip_days,
+            requotes=requotes,
+            units=units.get(pk) or 0,
+            received_on=_as_date(received_on.get(pk)),
+            open_alert=pk in alerted,
+        )
+        for pk, vendor_id, status, baseline, current, slip_days, requotes in (
+            PurchaseOrder.objects.filter(pk__in=order_ids)
+            .order_by()
+            .values_list(
+                "pk",
+                "vendor_id",
+                "status",
+                "baseline_delivery_date",
+                "current_delivery_date",
+                "slip_days",
+                "requote_count",
+            )
+        )
+    }
+
+
+def _added(order_ids: Sequence[int]) -> dict[int, Score]:
+    """What these orders last added to the tally."""
+    return {
+        pk: Score((vendor_pk, quoted, slip_days), tuple(counts))
+        for pk, vendor_pk, quoted, slip_days, *counts in OrderScore.objects.filter(
+            order_id__in=order_ids
+        ).values_list("order_id", "vendor_pk", "quoted", "slip_days", *COUNTS)
+    }
+
+
+def _stale(order_ids: Sequence[int]) -> list[tuple[int, Score, Score | None]]:
+    """(order pk, its score now, what it added before) where the two differ."""
+    added = _added(order_ids)
+    return [
+        (pk, score, added.get(pk))
+        for pk, score in _computed(order_ids).items()
+        if added.get(pk) != score
+    ]
+
+
+def add_to_tally(delta: dict[ScoreKey, list[int]]) -> None:
+    """Add these counts (negative ones subtract) to VendorScoreTally: one upsert per 500
+    keys, in key order so that concurrent writers lock the rows in the same order. The same
+    statement on PostgreSQL and SQLite: Django's bulk_create can only overwrite a row."""
+    rows = [(*key, *counts) for key, counts in sorted(delta.items()) if any(counts)]
+    table = connection.ops.quote_name(VendorScoreTally._meta.db_table)
+    columns = ("vendor_pk", "quoted", "slip_days", *COUNTS)
+    added = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in COUNTS)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 500):
+            batch = rows[start : start + 500]
+            values = ", ".join([f"({', '.join(['%s'] * len(columns))})"] * len(batch))
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
+                f"ON CONFLICT (vendor_pk, quoted, slip_days) DO UPDATE SET {added}",
+                [value for row in batch for value in row],
+            )
+
+
+def _write(changes: Sequence[tuple[int, Score, Score | None]]) -> int:
+    if not changes:
+        return 0
+    delta: dict[ScoreKey, list[int]] = defaultdict(lambda: [0] * len(COUNTS))
+    for _, score, added in changes:
+        for i, n in enumerate(score.counts):
+            delta[score.key][i] += n
+        if added is not None:
+            for i, n in enumerate(added.counts):
+                delta[added.key][i] -= n
+    add_to_tally(delta)
+    OrderScore.objects.bulk_create(
+        [
+            OrderScore(
+                order_id=pk,
+                vendor_pk=score.key[0],
+                quoted=score.key[1],
+                slip_days=score.key[2],
+                **dict(zip(COUNTS, score.counts, strict=True)),
+            )
+            for pk, score, _ in changes
+        ],
+        update_conflicts=True,
+        unique_fields=["order"],
+        update_fields=["vendor_pk", "quoted", "slip_days", *COUNTS],
+    )
+    return len(changes)
+
+
+def refresh(order_ids: Iterable[int]) -> int:
+    """Bring these orders' part of the tally up to date; returns how many changed. Call it
+    in the transaction of the write (after the stored schedule is written). The orders' rows
+    are locked (FOR NO KEY UPDATE) so that two writers of one order apply their differences
+    one after the other."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return 0
+    changed = 0
+    with transaction.atomic():
+        for chunk in _chunks(ids):
+            locked = PurchaseOrder.objects.filter(pk__in=chunk).order_by("pk")
+            list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
+            changed += _write(_stale(chunk))
+    return changed
+
+
+def forget(order_ids: Iterable[int]) -> None:
+    """Take these orders out of the tally (they are being deleted)."""
+    with transaction.atomic():
+        for chunk in _chunks(sorted(set(order_ids))):
+            added = _added(chunk)
+            delta: dict[ScoreKey, list[int]] = {}
+            for score in added.values():
+                row = delta.setdefault(score.key, [0] * len(COUNTS))
+                for i, n in enumerate(score.counts):
+                    row[i] -= n
+            add_to_tally(delta)
+            OrderScore.objects.filter(order_id__in=chunk).delete()
+
+
+def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> tuple[int, int]:
+    """(orders whose score is not what they added, tally rows that are not the sum of what
+    the orders added): all orders, or these (the tally's rows only for all). With fix=True
+    both are set right."""
+    every_order = order_ids is None
+    if order_ids is None:
+        order_ids = (
+            PurchaseOrder.objects.order_by("pk")
+            .values_list("pk", flat=True)
+            .iterator(chunk_size=CHUNK)
+        )
+    stale_orders = 0
+    for chunk in _chunks(order_ids):
+        stale = _stale(chunk)
+        stale_orders += len(stale)
+        if fix and stale:
+            refresh(chunk)
+    return stale_orders, (_tally_drift(fix=fix) if every_order else 0)
+
+
+def _tally_drift(*, fix: bool) -> int:
+    expected: dict[ScoreKey, list[int]] = defaultdict(lambda: [0] * len(COUNTS))
+    for vendor_pk, quoted, slip_days, *counts in OrderScore.objects.values_list(
+        "vendor_pk", "quoted", "slip_days", *COUNTS
+    ).iterator(CHUNK):
+        row = expected[(vendor_pk, quoted, slip_days)]
+        for i, n in enumerate(counts):
+            row[i] += n
+    stored = {
+        (vendor_pk, quoted, slip_days): list(counts)
+        for vendor_pk, quoted, slip_days, *counts in VendorScoreTally.objects.values_list(
+            "vendor_pk", "quoted", "slip_days", *COUNTS
+        )
+    }
+    zero = [0] * len(COUNTS)
+    stale = [
+        key
+        for key in expected.keys() | stored.keys()
+        if expected.get(key, zero) != stored.get(key, zero)
+    ]
+    if fix and stale:
+        with transaction.atomic():
+            add_to_tally(
+                {
+                    key: [
+                        e - s
+                        for e, s in zip(expected.get(key, zero), stored.get(key, zero), strict=True)
+                    ]
+                    for key in stale
+                }
+            )
+    return len(stale)
+
+
+# --- Single-row ORM writes --------------------------------------------------------------------
+
+
+@receiver(post_save, sender=Delivery, dispatch_uid="vendor_tally_after_receipt")
+@receiver(post_save, sender=SlipAlert, dispatch_uid="vendor_tally_after_alert")
+def _after_save(instance: Delivery | SlipAlert, raw: bool = False, **_: Any) -> None:
+    if not raw:  # loaddata: fixtures carry their tallies
+        refresh([instance.order_id])
+
+
+@receiver(post_delete, sender=Delivery, dispatch_uid="vendor_tally_after_receipt_delete")
+@receiver(post_delete, sender=SlipAlert, dispatch_uid="vendor_tally_after_alert_delete")
+def _after_delete(instance: Delivery | SlipAlert, origin: Any = None, **_: Any) -> None:
+    # Deleting an order deletes its receipts and alerts first: the order has taken its
+    # score back already (orders.schedules), and must not add it again on its way out.
+    deleted = origin if isinstance(origin, type) else getattr(origin, "model", type(origin))
+    if deleted is not PurchaseOrder:
+        refresh([instance.order_id])
