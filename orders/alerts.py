@@ -307,7 +307,7 @@ def _scan_batch(
     )
     # Bulk writes send no signals: the scorecards' open-alert counts of the orders whose
     # alerts opened or closed.
-    vendor_tally.refresh(touched)
+    vendor_tally.open_alerts_refresh(touched)
 
 
 def _closed_reasons(
@@ -377,7 +377,7 @@ def _resolve_alerts_of_closed_orders(order_ids: list[int] | None) -> Counter[str
         closed_at=timezone.now(),
         closed_reason=Concat(Value("order "), Subquery(order_status)),
     )
-    vendor_tally.refresh(touched)  # their scorecards' open-alert counts
+    vendor_tally.open_alerts_refresh(touched)  # their scorecards' open-alert counts
     return Counter({SlipAlert.Status.RESOLVED: resolved} if resolved else {})
 
 
@@ -537,5 +537,6 @@ def alerts_acknowledge(
     alerts = alerts.filter(status=OPEN)
     touched = set(alerts.order_by().values_list("order_id", flat=True))
     acknowledged = alerts.update(acknowledged_by=user, acknowledged_at=timezone.now())
-    vendor_tally.refresh(touched)  # an acknowledged alert is no longer open on a scorecard
+    # An acknowledged alert is no longer open on a scorecard.
+    vendor_tally.open_alerts_refresh(touched)
     return acknowledged

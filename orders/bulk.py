@@ -102,6 +102,43 @@ def insert_ignoring_conflicts(
     return inserted
 
 
+def add_counts(
+    model: type[models.Model],
+    *,
+    keys: Sequence[str],
+    counts: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Add to counters (a tally): each row is (*key values, *amounts); a row whose key is
+    new is inserted, otherwise its amounts are added to the counts there (negative ones
+    subtract). One statement whatever the number of rows; the rows are sorted by key first,
+    so that concurrent writers lock the counters in the same order. `keys` must be a unique
+    constraint's fields. Django's bulk_create(update_conflicts=True) can only overwrite a
+    conflicting row, not add to it."""
+    if not rows:
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    fields = [meta.get_field(name) for name in (*keys, *counts)]
+    vendor = connection.vendor
+    source, where = _json_rows(vendor)
+    selected = [_json_value(i, f, vendor) for i, f in enumerate(fields)]
+    key_columns = ", ".join(quote(f.column) for f in fields[: len(keys)])
+    added = ", ".join(
+        f"{quote(f.column)} = {table}.{quote(f.column)} + excluded.{quote(f.column)}"
+        for f in fields[len(keys) :]
+    )
+    data = json.dumps(sorted(rows), default=_json_default, separators=(",", ":"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
+            f"SELECT {', '.join(selected)} FROM {source}{where} "
+            f"ON CONFLICT ({key_columns}) DO UPDATE SET {added}",
+            [data],
+        )
+
+
 def insert_notices(
     rows: Iterable[tuple[int, int | None, str, int]], *, about: type[models.Model] | None = None
 ) -> int:

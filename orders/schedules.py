@@ -31,11 +31,11 @@ from datetime import date
 from itertools import islice
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from orders import vendor_tally
+from orders import bulk, vendor_tally
 from orders.bulk import update_rows
 from orders.models import (
     DeliveryQuote,
@@ -246,22 +246,13 @@ def lead_time_rows(counts: Counter[LeadTimeKey]) -> list[list[Any]]:
 
 
 def add_to_tally(delta: Counter[LeadTimeKey]) -> None:
-    """Add these counts (negative ones subtract) to LeadTimeTally: one upsert per 500 keys,
-    the keys in order so that concurrent writers lock the counters in the same order. The
-    same statement on PostgreSQL and SQLite (INSERT ... ON CONFLICT DO UPDATE): Django's
-    bulk_create can only overwrite a conflicting row, not add to it."""
-    rows = [(*key, n) for key, n in sorted(delta.items()) if n]
-    table = connection.ops.quote_name(LeadTimeTally._meta.db_table)
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), 500):
-            batch = rows[start : start + 500]
-            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(batch))
-            cursor.execute(
-                f"INSERT INTO {table} (month, vendor_pk, gpu_model_pk, lead_days, quotes) "
-                f"VALUES {values} ON CONFLICT (gpu_model_pk, month, vendor_pk, lead_days) "
-                f"DO UPDATE SET quotes = {table}.quotes + excluded.quotes",
-                [value for row in batch for value in row],
-            )
+    """Add these counts (negative ones subtract) to LeadTimeTally, in one statement."""
+    bulk.add_counts(
+        LeadTimeTally,
+        keys=("month", "vendor_pk", "gpu_model_pk", "lead_days"),
+        counts=("quotes",),
+        rows=[(*key, n) for key, n in delta.items() if n],
+    )
 
 
 def _write_lead_times(changes: Sequence[_LeadTimeChange]) -> int:

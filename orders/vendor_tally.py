@@ -6,10 +6,10 @@ number of orders.
 in the caller's transaction: it computes the orders' scores from what they store now (the
 stored schedule, lines, receipts, open alerts), compares them with what they added last
 (OrderScore) and adds the difference to the tally. It runs from `orders.schedules.refresh`
-(quotes, lines, an order's status, vendor or dates), from the receipt and slip-alert
-signals below, and from the slip scan and acknowledgements, which change alerts in bulk.
-`drift()` finds what anything else (raw SQL, QuerySet.update) left stale; `manage.py
-check_schedules --fix` repairs it.
+(quotes, lines, an order's status, vendor or dates) and from the receipt signals below;
+`open_alerts_refresh`, its short form for writes that change only alerts, from the
+slip-alert signals, the slip scan and acknowledgements. `drift()` finds what anything else
+(raw SQL, QuerySet.update) left stale; `manage.py check_schedules --fix` repairs it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from django.db.models import Max, Sum
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from orders import bulk
 from orders.models import (
     Delivery,
     OrderLine,
@@ -140,19 +141,26 @@ def _computed(order_ids: Sequence[int]) -> dict[int, Score]:
     }
 
 
-def _added(order_ids: Sequence[int]) -> dict[int, Score]:
-    """What these orders last added to the tally."""
+def _added(order_ids: Sequence[int], *, lock: bool = False) -> dict[int, Score]:
+    """What these orders last added to the tally; with `lock`, their OrderScore rows are
+    locked until the transaction ends (`open_alerts_refresh` changes them without reading
+    them first)."""
+    rows = OrderScore.objects.filter(order_id__in=order_ids).order_by("order_id")
+    if lock:
+        rows = rows.select_for_update()
     return {
         pk: Score((vendor_pk, quoted, slip_days), tuple(counts))
-        for pk, vendor_pk, quoted, slip_days, *counts in OrderScore.objects.filter(
-            order_id__in=order_ids
-        ).values_list("order_id", "vendor_pk", "quoted", "slip_days", *COUNTS)
+        for pk, vendor_pk, quoted, slip_days, *counts in rows.values_list(
+            "order_id", "vendor_pk", "quoted", "slip_days", *COUNTS
+        )
     }
 
 
-def _stale(order_ids: Sequence[int]) -> list[tuple[int, Score, Score | None]]:
+def _stale(
+    order_ids: Sequence[int], *, lock: bool = False
+) -> list[tuple[int, Score, Score | None]]:
     """(order pk, its score now, what it added before) where the two differ."""
-    added = _added(order_ids)
+    added = _added(order_ids, lock=lock)
     return [
         (pk, score, added.get(pk))
         for pk, score in _computed(order_ids).items()
@@ -161,22 +169,13 @@ def _stale(order_ids: Sequence[int]) -> list[tuple[int, Score, Score | None]]:
 
 
 def add_to_tally(delta: dict[ScoreKey, list[int]]) -> None:
-    """Add these counts (negative ones subtract) to VendorScoreTally: one upsert per 500
-    keys, in key order so that concurrent writers lock the rows in the same order. The same
-    statement on PostgreSQL and SQLite: Django's bulk_create can only overwrite a row."""
-    rows = [(*key, *counts) for key, counts in sorted(delta.items()) if any(counts)]
-    table = connection.ops.quote_name(VendorScoreTally._meta.db_table)
-    columns = ("vendor_pk", "quoted", "slip_days", *COUNTS)
-    added = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in COUNTS)
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), 500):
-            batch = rows[start : start + 500]
-            values = ", ".join([f"({', '.join(['%s'] * len(columns))})"] * len(batch))
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
-                f"ON CONFLICT (vendor_pk, quoted, slip_days) DO UPDATE SET {added}",
-                [value for row in batch for value in row],
-            )
+    """Add these counts (negative ones subtract) to VendorScoreTally, in one statement."""
+    bulk.add_counts(
+        VendorScoreTally,
+        keys=("vendor_pk", "quoted", "slip_days"),
+        counts=COUNTS,
+        rows=[(*key, *counts) for key, counts in delta.items() if any(counts)],
+    )
 
 
 def _write(changes: Sequence[tuple[int, Score, Score | None]]) -> int:
@@ -221,8 +220,48 @@ def refresh(order_ids: Iterable[int]) -> int:
         for chunk in _chunks(ids):
             locked = PurchaseOrder.objects.filter(pk__in=chunk).order_by("pk")
             list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
-            changed += _write(_stale(chunk))
+            changed += _write(_stale(chunk, lock=True))
     return changed
+
+
+def open_alerts_refresh(order_ids: Iterable[int]) -> int:
+    """`refresh` for writes that change only which orders have open alerts (the scan,
+    acknowledgements, alerts saved or deleted): the orders' open-alert counts set from their
+    alerts, and the tally changed by the ones that flipped. Four statements per chunk, none
+    reading the schedule; returns how many orders flipped. Each UPDATE locks the rows it
+    changes and reports them (RETURNING: PostgreSQL, SQLite 3.35+), so a concurrent `refresh`
+    of the same order, which locks its OrderScore row before reading it, sees the result."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return 0
+    table = connection.ops.quote_name(OrderScore._meta.db_table)
+    flipped = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for chunk in _chunks(ids):
+            alerted = set(
+                SlipAlert.objects.filter(open_alert_q(), order_id__in=chunk)
+                .order_by()
+                .values_list("order_id", flat=True)
+            )
+            delta: dict[ScoreKey, list[int]] = defaultdict(lambda: [0] * len(COUNTS))
+            # A draft counts nothing (orders = 0), an open alert included.
+            for value, change, members in (
+                (1, 1, sorted(alerted)),
+                (0, -1, [pk for pk in chunk if pk not in alerted]),
+            ):
+                if not members:
+                    continue
+                cursor.execute(
+                    f"UPDATE {table} SET open_alerts = %s WHERE order_id IN "
+                    f"({', '.join(['%s'] * len(members))}) AND open_alerts <> %s "
+                    f"AND (orders = 1 OR %s = 0) RETURNING vendor_pk, quoted, slip_days",
+                    [value, *members, value, value],
+                )
+                for vendor_pk, quoted, slip_days in cursor.fetchall():
+                    delta[(vendor_pk, bool(quoted), slip_days)][-1] += change
+                    flipped += 1
+            add_to_tally(delta)
+    return flipped
 
 
 def forget(order_ids: Iterable[int]) -> None:
@@ -299,7 +338,11 @@ def _tally_drift(*, fix: bool) -> int:
 @receiver(post_save, sender=Delivery, dispatch_uid="vendor_tally_after_receipt")
 @receiver(post_save, sender=SlipAlert, dispatch_uid="vendor_tally_after_alert")
 def _after_save(instance: Delivery | SlipAlert, raw: bool = False, **_: Any) -> None:
-    if not raw:  # loaddata: fixtures carry their tallies
+    if raw:  # loaddata: fixtures carry their tallies
+        return
+    if isinstance(instance, SlipAlert):
+        open_alerts_refresh([instance.order_id])
+    else:
         refresh([instance.order_id])
 
 
@@ -309,5 +352,9 @@ def _after_delete(instance: Delivery | SlipAlert, origin: Any = None, **_: Any) 
     # Deleting an order deletes its receipts and alerts first: the order has taken its
     # score back already (orders.schedules), and must not add it again on its way out.
     deleted = origin if isinstance(origin, type) else getattr(origin, "model", type(origin))
-    if deleted is not PurchaseOrder:
+    if deleted is PurchaseOrder:
+        return
+    if isinstance(instance, SlipAlert):
+        open_alerts_refresh([instance.order_id])
+    else:
         refresh([instance.order_id])

@@ -235,7 +235,8 @@ def test_vendor_scorecards_count_orders_with_open_alerts_only() -> None:
         services.quote_add(
             order=order, quoted_on=PLACED, delivery_date=D("2023-12-15"), check=False
         )
-    PurchaseOrder.objects.filter(pk=still_late.pk).update(vendor=resolved.vendor)
+    still_late.vendor = resolved.vendor
+    still_late.save(update_fields=["vendor"])
     alerts.scan_orders(today=D("2023-05-01"))
     services.quote_add(
         order=resolved, quoted_on=D("2023-05-02"), delivery_date=D("2023-05-20"), check=False

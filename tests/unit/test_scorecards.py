@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orders import exposure, services
+from orders import exposure, schedules, services
 from orders.models import ExchangeRate, PurchaseOrder, SlipAlert
 from orders.scorecards import scorecards
 from tests.factories import (
@@ -184,3 +184,21 @@ def test_the_vendor_list_sorts_by_every_scorecard_column_in_fixed_queries(
         with django_assert_num_queries(10):
             page = admin_client_logged_in.get(url, {"o": str(column)})
         assert page.status_code == 200
+
+
+def test_an_open_alert_of_a_draft_counts_on_no_scorecard() -> None:
+    """Guards the draft rule in the alerts' short path (vendor_tally.open_alerts_refresh): an
+    alert saved on a draft (one taken back to draft before the next scan resolves it) leaves
+    the tally as order_score says, and drift() finds nothing."""
+    vendor = VendorFactory(name="Pacific Silicon Distribution")
+    draft = _order(vendor, 8, [("2023-03-01", "2023-05-01")], status="draft")
+    SlipAlert.objects.create(
+        order=draft,
+        code="lead_time_multiplied",
+        severity="warning",
+        quote=draft.quotes.get(),
+        message="x",
+    )
+    [card] = [c for c in scorecards() if c.vendor == vendor]
+    assert (card.orders, card.orders_with_open_alerts) == (0, 0)
+    assert schedules.drift() == schedules.Drift()
