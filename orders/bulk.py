@@ -16,15 +16,25 @@ the same size for 10 rows or 10,000 and Python only builds plain tuples.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from django.db import connection, models
 from django.utils import timezone
 
 from orders import history
+
+T = TypeVar("T")
+
+
+def chunks(values: Iterable[T], size: int) -> Iterator[list[T]]:
+    """The values in lists of `size` (the last may be shorter), read lazily."""
+    values = iter(values)
+    while chunk := list(islice(values, size)):
+        yield chunk
 
 
 def _json_default(value: object) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, Prefetch, QuerySet, Sum
 
 from orders import permissions
+from orders.dates import as_date
 from orders.db_functions import DaysBetween, percentile_of_counts
 from orders.models import (
     Delivery,
@@ -208,7 +209,7 @@ def lead_time_trend(grouping: LeadTimeGrouping) -> list[LeadTimeSeries]:
         *key, month, lead_days, n = row if grouping != "all" else (EVERY_QUOTE, *row)
         label = labels.get(key[0])
         if label is not None:
-            histograms[(label, _as_date(month))].append((lead_days, n))
+            histograms[(label, as_date(month))].append((lead_days, n))
     series: dict[str, LeadTimeSeries] = {}
     for (label, month), counts in histograms.items():
         series.setdefault(label, LeadTimeSeries(label)).months.append(
@@ -222,13 +223,6 @@ def lead_time_trend(grouping: LeadTimeGrouping) -> list[LeadTimeSeries]:
     for one in series.values():
         one.months.sort(key=lambda m: m.month)
     return sorted(series.values(), key=lambda s: s.label)
-
-
-def _as_date(value: date | datetime | str) -> date:
-    # SQLite hands dates back as text from an aggregate query.
-    if isinstance(value, str):
-        return date.fromisoformat(value)
-    return value.date() if isinstance(value, datetime) else value
 
 
 def months_of(series: Iterable[LeadTimeSeries]) -> list[date]:

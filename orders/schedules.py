@@ -25,10 +25,9 @@ four writes), whatever the number of quotes.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
 from datetime import date
-from itertools import islice
 from typing import Any
 
 from django.db import transaction
@@ -36,7 +35,8 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 from django.dispatch import receiver
 
 from orders import bulk, vendor_tally
-from orders.bulk import update_rows
+from orders.bulk import chunks, update_rows
+from orders.dates import as_date
 from orders.models import (
     DeliveryQuote,
     LeadTimeTally,
@@ -68,17 +68,6 @@ class Drift:
     lead_time_keys: int = 0  # tally counters that are not the sum of what orders added
     score_orders: int = 0  # the same for the vendor scorecards' tally (orders.vendor_tally)
     score_keys: int = 0
-
-
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
-    ids = iter(ids)
-    while chunk := list(islice(ids, CHUNK)):
-        yield chunk
-
-
-def _as_date(value: Any) -> Any:
-    # SQLite hands back computed and JSON-written dates as text.
-    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -129,13 +118,13 @@ def _computed(order_ids: Sequence[int], *, lock: bool = False) -> _Computed:
 def _stored(order_ids: Sequence[int]) -> tuple[dict[int, tuple], dict[int, tuple]]:
     """What the orders and their lines store now, as tuples comparable with `_row`'s."""
     orders = {
-        pk: (*(_as_date(v) for v in values[:-1]), values[-1])
+        pk: (*(as_date(v) for v in values[:-1]), values[-1])
         for pk, *values in PurchaseOrder.objects.filter(pk__in=order_ids).values_list(
             "pk", *FIGURES, "current_quote_id"
         )
     }
     lines = {
-        pk: tuple(_as_date(v) for v in values)
+        pk: tuple(as_date(v) for v in values)
         for pk, *values in OrderLine.objects.filter(order_id__in=order_ids).values_list(
             "pk", *FIGURES
         )
@@ -182,7 +171,7 @@ def refresh(order_ids: Iterable[int]) -> int:
     transaction of the write."""
     changed = 0
     with transaction.atomic():
-        for chunk in _chunks(sorted(set(order_ids))):
+        for chunk in chunks(sorted(set(order_ids)), CHUNK):
             stale = _differences(chunk, lock=True)
             changed += update_rows(OrderLine, FIGURES, stale.lines)
             changed += update_rows(PurchaseOrder, _ORDER_COLUMNS, stale.orders)
@@ -209,7 +198,7 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift
         order_ids = list(order_ids)  # read twice: here and by vendor_tally.drift
     n_orders = n_lines = n_lead_times = 0
     examples: list[int] = []
-    for chunk in _chunks(order_ids):
+    for chunk in chunks(order_ids, CHUNK):
         stale = _differences(chunk)
         n_orders, n_lines = n_orders + len(stale.orders), n_lines + len(stale.lines)
         n_lead_times += len(stale.lead_times)
@@ -278,7 +267,7 @@ def _write_lead_times(changes: Sequence[_LeadTimeChange]) -> int:
 def forget(order_ids: Iterable[int]) -> None:
     """Take these orders out of the lead-time tally (they are being deleted)."""
     with transaction.atomic():
-        for chunk in _chunks(sorted(set(order_ids))):
+        for chunk in chunks(sorted(set(order_ids)), CHUNK):
             added = _added_lead_times(chunk)
             _write_lead_times([(pk, Counter(), counts) for pk, counts in added.items()])
             OrderLeadTimes.objects.filter(order_id__in=chunk).delete()
@@ -292,7 +281,7 @@ def _tally_drift(*, fix: bool) -> int:
         expected.update(_counter(rows))
     stored: Counter[LeadTimeKey] = Counter(
         {
-            (_as_date(m), v, g, lead): n
+            (as_date(m), v, g, lead): n
             for m, v, g, lead, n in LeadTimeTally.objects.exclude(quotes=0).values_list(
                 "month", "vendor_pk", "gpu_model_pk", "lead_days", "quotes"
             )

@@ -15,10 +15,9 @@ slip-alert signals, the slip scan and acknowledgements. `drift()` finds what any
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from itertools import islice
 from typing import Any
 
 from django.db import connection, transaction
@@ -27,6 +26,8 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from orders import bulk
+from orders.bulk import chunks
+from orders.dates import as_date
 from orders.models import (
     Delivery,
     OrderLine,
@@ -80,17 +81,6 @@ def order_score(
     )
 
 
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
-    ids = iter(ids)
-    while chunk := list(islice(ids, CHUNK)):
-        yield chunk
-
-
-def _as_date(value: Any) -> Any:
-    # SQLite hands back aggregated dates as text.
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
 def _computed(order_ids: Sequence[int]) -> dict[int, Score]:
     """Each order's score from what it stores now: four queries."""
     units = dict(
@@ -122,7 +112,7 @@ def _computed(order_ids: Sequence[int]) -> dict[int, Score]:
             slip_days=slip_days,
             requotes=requotes,
             units=units.get(pk) or 0,
-            received_on=_as_date(received_on.get(pk)),
+            received_on=as_date(received_on.get(pk)),
             open_alert=pk in alerted,
         )
         for pk, vendor_id, status, baseline, current, slip_days, requotes in (
@@ -217,7 +207,7 @@ def refresh(order_ids: Iterable[int]) -> int:
         return 0
     changed = 0
     with transaction.atomic():
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids, CHUNK):
             locked = PurchaseOrder.objects.filter(pk__in=chunk).order_by("pk")
             list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
             changed += _write(_stale(chunk, lock=True))
@@ -237,7 +227,7 @@ def open_alerts_refresh(order_ids: Iterable[int]) -> int:
     table = connection.ops.quote_name(OrderScore._meta.db_table)
     flipped = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids, CHUNK):
             alerted = set(
                 SlipAlert.objects.filter(open_alert_q(), order_id__in=chunk)
                 .order_by()
@@ -267,7 +257,7 @@ def open_alerts_refresh(order_ids: Iterable[int]) -> int:
 def forget(order_ids: Iterable[int]) -> None:
     """Take these orders out of the tally (they are being deleted)."""
     with transaction.atomic():
-        for chunk in _chunks(sorted(set(order_ids))):
+        for chunk in chunks(sorted(set(order_ids)), CHUNK):
             added = _added(chunk)
             delta: dict[ScoreKey, list[int]] = {}
             for score in added.values():
@@ -290,7 +280,7 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> tuple
             .iterator(chunk_size=CHUNK)
         )
     stale_orders = 0
-    for chunk in _chunks(order_ids):
+    for chunk in chunks(order_ids, CHUNK):
         stale = _stale(chunk)
         stale_orders += len(stale)
         if fix and stale:

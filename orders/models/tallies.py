@@ -52,10 +52,9 @@ class OrderLeadTimes(models.Model):
         return f"lead times of order {self.order_id}"
 
 
-class VendorScoreTally(models.Model):
-    """The vendor scorecards' figures summed over a vendor's orders with the same slip
-    (orders.vendor_tally says what an order adds): `quoted` False holds the orders without a
-    quote (slip_days 0 there), so a median of slips reads the quoted rows alone."""
+class ScoreCounts(models.Model):
+    """A vendor scorecard's counts (orders.vendor_tally.COUNTS) under a key: the vendor, and
+    the slip of the orders (`quoted` False: orders without a quote, slip_days 0 there)."""
 
     vendor_pk = models.IntegerField()
     quoted = models.BooleanField()
@@ -69,6 +68,15 @@ class VendorScoreTally(models.Model):
     open_alerts = models.IntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class VendorScoreTally(ScoreCounts):
+    """The vendor scorecards' figures summed over a vendor's orders with the same slip
+    (orders.vendor_tally says what an order adds): `quoted` False holds the orders without a
+    quote (slip_days 0 there), so a median of slips reads the quoted rows alone."""
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["vendor_pk", "quoted", "slip_days"], name="vendorscoretally_key"
@@ -79,22 +87,12 @@ class VendorScoreTally(models.Model):
         return f"vendor {self.vendor_pk}, slip {self.slip_days}: {self.orders} orders"
 
 
-class OrderScore(models.Model):
+class OrderScore(ScoreCounts):
     """What an order adds to VendorScoreTally (all counts 0 for a draft)."""
 
     order = models.OneToOneField(
         PurchaseOrder, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
-    vendor_pk = models.IntegerField()
-    quoted = models.BooleanField()
-    slip_days = models.IntegerField()
-    orders = models.IntegerField(default=0)
-    units = models.BigIntegerField(default=0)  # GPUs: a line holds up to 2^31 - 1
-    received = models.IntegerField(default=0)
-    on_time = models.IntegerField(default=0)
-    on_time_latest = models.IntegerField(default=0)
-    requotes = models.IntegerField(default=0)
-    open_alerts = models.IntegerField(default=0)
 
     def __str__(self) -> str:
         return f"score of order {self.order_id}"
