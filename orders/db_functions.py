@@ -1,5 +1,6 @@
-"""Database functions Django does not ship, running on PostgreSQL and SQLite alike: percentiles
-(median included), so a grouped statistic is one query on both, and days between dates."""
+"""Database functions Django does not ship, running on PostgreSQL and SQLite alike (days
+between dates, a case-folding lower() for SQLite, distinct values of a column by its index),
+and percentiles of a tally's counts as PostgreSQL's percentile_cont computes them."""
 
 from __future__ import annotations
 
@@ -9,27 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.db.backends.signals import connection_created
-from django.db.models import Aggregate, FloatField, Func, IntegerField
+from django.db.models import Func, IntegerField
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.models.sql.compiler import SQLCompiler
 
 
-def percentile_cont(values: list[float], fraction: float) -> float | None:
-    """PostgreSQL's `percentile_cont`: the value at `fraction` of the sorted values,
-    interpolating linearly between the two nearest (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def percentile_of_counts(counts: Sequence[tuple[float, int]], fraction: float) -> float | None:
-    """`percentile_cont` of a histogram: (value, how many times) pairs sorted by value, as if
-    each value were listed that many times (None when there is nothing)."""
+    """PostgreSQL's `percentile_cont(fraction)` of a histogram: (value, how many times) pairs
+    sorted by value, as if each value were listed that many times. The value at `fraction`
+    (0 to 1) of the sorted values, interpolating linearly between the two nearest; None when
+    there is nothing."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"Percentile fraction must be between 0 and 1, not {fraction}.")
     total = sum(n for _, n in counts)
     if total <= 0:
         return None
@@ -54,70 +48,12 @@ def _value_at_ranks(counts: Sequence[tuple[float, int]], ranks: Sequence[int]) -
     return found
 
 
-class Percentile(Aggregate):
-    """The continuous percentile `fraction` (0 to 1) of a numeric expression (NULLs ignored;
-    NULL for no rows).
-
-    PostgreSQL's ordered-set aggregate `percentile_cont(fraction)`; on SQLite an aggregate
-    function registered on each new connection (as Django registers its own SQLite functions)
-    that interpolates the same way. The fraction is written into the SQL as a literal (it is
-    checked to be a number in [0, 1]), so the same percentile groups the same on both."""
-
-    function = "percentile_cont"
-    name = "Percentile"
-    output_field = FloatField()
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    allow_distinct = False
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        fraction = float(fraction)
-        if not 0 <= fraction <= 1:
-            raise ValueError(f"Percentile fraction must be between 0 and 1, not {fraction}.")
-        self.fraction = fraction
-        super().__init__(expression, **extra)
-
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
-        return super().as_sql(compiler, connection, fraction=repr(self.fraction), **extra)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
-        # On a copy rather than through `template=`: Aggregate.as_sql passes its own template
-        # alongside the caller's when there is a FILTER clause.
-        clone = self.copy()
-        clone.function = "procurement_percentile"
-        clone.template = "%(function)s(%(expressions)s, %(fraction)s)"
-        return clone.as_sql(compiler, connection, **extra)
-
-
-class Median(Percentile):
-    """The median of a numeric expression: `Percentile(expression, 0.5)`."""
-
-    name = "Median"
-
-    def __init__(self, expression: Any, **extra: Any) -> None:
-        super().__init__(expression, 0.5, **extra)
-
-
-class _SqlitePercentile:
-    def __init__(self) -> None:
-        self.values: list[float] = []
-        self.fraction = 0.5
-
-    def step(self, value: float | None, fraction: float) -> None:
-        self.fraction = fraction
-        if value is not None:
-            self.values.append(value)
-
-    def finalize(self) -> float | None:
-        return percentile_cont(self.values, self.fraction)
-
-
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
 def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
-        connection.connection.create_aggregate("procurement_percentile", 2, _SqlitePercentile)
         # SQLite's own lower() folds ASCII letters only, so "À" and "à" would be two PO
         # numbers to the case-insensitive unique index while Python (the imports' lookups)
         # and PostgreSQL fold them alike: Python's lower() in its place.
@@ -125,7 +61,7 @@ def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> N
 
 
 def install() -> None:
-    connection_created.connect(_register_sqlite_functions, dispatch_uid="procurement_percentile")
+    connection_created.connect(_register_sqlite_functions, dispatch_uid="procurement_sqlite")
 
 
 class DaysBetween(Func):
