@@ -289,17 +289,6 @@ def _store_schedule(target: Any, figures: Any) -> None:
         setattr(target, name, getattr(figures, name))
 
 
-def _order_score(order_id: int, score: vendor_tally.Score) -> OrderScore:
-    vendor_pk, quoted, slip_days = score.key
-    return OrderScore(
-        order_id=order_id,
-        vendor_pk=vendor_pk,
-        quoted=quoted,
-        slip_days=slip_days,
-        **dict(zip(vendor_tally.COUNTS, score.counts, strict=True)),
-    )
-
-
 def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
     """N open orders, one line and Q quotes each, written with COPY, their stored schedule,
     lead-time counts and scorecard figures computed by the one definitions
@@ -310,11 +299,10 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
     span = (PLACED_TO - PLACED_FROM).days
     counts: Counter[str] = Counter()
     tally: Counter[LeadTimeKey] = Counter()
-    score_tally: dict[Any, list[int]] = defaultdict(lambda: [0] * len(vendor_tally.COUNTS))
     order_id, line_id, quote_id = _next_ids(PurchaseOrder, OrderLine, DeliveryQuote)
     for start in range(0, n_orders, CHUNK):
         size = min(CHUNK, n_orders - start)
-        orders, lines, quotes, lead_times, scores = [], [], [], [], []
+        orders, lines, quotes, lead_times, scores, score_rows = [], [], [], [], [], []
         for i in range(start, start + size):
             placed = PLACED_FROM + days(rng.randint(0, span))
             need_by = placed + days(rng.randint(45, 150)) if rng.random() < 0.4 else None
@@ -367,10 +355,8 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
                 received_on=None,
                 open_alert=False,  # the scan raises them, and updates the tally
             )
-            scores.append(_order_score(order_id, score))
-            vendor_row = score_tally[score.key]
-            for k, n in enumerate(score.counts):
-                vendor_row[k] += n
+            scores.append(score)
+            score_rows.append(vendor_tally.score_row(order_id, score))
             _store_schedule(order, stored.order)
             order.current_quote_id = stored.current_quote_id
             _store_schedule(line, stored.lines[line_id])
@@ -383,7 +369,8 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             _copy(OrderLine, lines)
             _copy(DeliveryQuote, quotes)
             _copy(OrderLeadTimes, lead_times)
-            _copy(OrderScore, scores)
+            _copy(OrderScore, score_rows)
+            vendor_tally.add_to_tally(vendor_tally.score_difference((s, None) for s in scores))
         counts["orders"] += len(orders)
         counts["lines"] += len(lines)
         counts["quotes"] += len(quotes)
@@ -391,7 +378,6 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             print(f"  {counts['orders']:>9,} orders", flush=True)
     with transaction.atomic():
         schedules.add_to_tally(tally)
-        vendor_tally.add_to_tally(score_tally)
     _reset_sequences(PurchaseOrder, OrderLine, DeliveryQuote)
     return dict(counts)
 

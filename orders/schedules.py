@@ -177,7 +177,7 @@ def refresh(order_ids: Iterable[int]) -> int:
             changed += update_rows(PurchaseOrder, _ORDER_COLUMNS, stale.orders)
             changed += _write_lead_times(stale.lead_times)
             # After the columns it reads are written: the vendor scorecards' tally.
-            changed += vendor_tally.refresh(chunk)
+            changed += vendor_tally.refresh(chunk, orders_locked=True)
     return changed
 
 

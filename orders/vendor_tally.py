@@ -168,28 +168,39 @@ def add_to_tally(delta: dict[ScoreKey, list[int]]) -> None:
     )
 
 
-def _write(changes: Sequence[tuple[int, Score, Score | None]]) -> int:
-    if not changes:
-        return 0
+def score_difference(
+    changes: Iterable[tuple[Score, Score | None]],
+) -> dict[ScoreKey, list[int]]:
+    """What to add to the tally for (score now, score added before) pairs: each new score's
+    counts under its key, less each old one's under its own."""
     delta: dict[ScoreKey, list[int]] = defaultdict(lambda: [0] * len(COUNTS))
-    for _, score, added in changes:
+    for score, added in changes:
         for i, n in enumerate(score.counts):
             delta[score.key][i] += n
         if added is not None:
             for i, n in enumerate(added.counts):
                 delta[added.key][i] -= n
-    add_to_tally(delta)
+    return delta
+
+
+def score_row(order_id: int, score: Score) -> OrderScore:
+    """The OrderScore that records `score` as what the order added."""
+    vendor_pk, quoted, slip_days = score.key
+    return OrderScore(
+        order_id=order_id,
+        vendor_pk=vendor_pk,
+        quoted=quoted,
+        slip_days=slip_days,
+        **dict(zip(COUNTS, score.counts, strict=True)),
+    )
+
+
+def _write(changes: Sequence[tuple[int, Score, Score | None]]) -> int:
+    if not changes:
+        return 0
+    add_to_tally(score_difference((score, added) for _, score, added in changes))
     OrderScore.objects.bulk_create(
-        [
-            OrderScore(
-                order_id=pk,
-                vendor_pk=score.key[0],
-                quoted=score.key[1],
-                slip_days=score.key[2],
-                **dict(zip(COUNTS, score.counts, strict=True)),
-            )
-            for pk, score, _ in changes
-        ],
+        [score_row(pk, score) for pk, score, _ in changes],
         update_conflicts=True,
         unique_fields=["order"],
         update_fields=["vendor_pk", "quoted", "slip_days", *COUNTS],
@@ -197,19 +208,21 @@ def _write(changes: Sequence[tuple[int, Score, Score | None]]) -> int:
     return len(changes)
 
 
-def refresh(order_ids: Iterable[int]) -> int:
+def refresh(order_ids: Iterable[int], *, orders_locked: bool = False) -> int:
     """Bring these orders' part of the tally up to date; returns how many changed. Call it
     in the transaction of the write (after the stored schedule is written). The orders' rows
     are locked (FOR NO KEY UPDATE) so that two writers of one order apply their differences
-    one after the other."""
+    one after the other; `orders_locked`: the caller (orders.schedules.refresh) has locked
+    them in this transaction already."""
     ids = sorted(set(order_ids))
     if not ids:
         return 0
     changed = 0
     with transaction.atomic():
         for chunk in chunks(ids, CHUNK):
-            locked = PurchaseOrder.objects.filter(pk__in=chunk).order_by("pk")
-            list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
+            if not orders_locked:
+                locked = PurchaseOrder.objects.filter(pk__in=chunk).order_by("pk")
+                list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
             changed += _write(_stale(chunk, lock=True))
     return changed
 
@@ -258,13 +271,8 @@ def forget(order_ids: Iterable[int]) -> None:
     """Take these orders out of the tally (they are being deleted)."""
     with transaction.atomic():
         for chunk in chunks(sorted(set(order_ids)), CHUNK):
-            added = _added(chunk)
-            delta: dict[ScoreKey, list[int]] = {}
-            for score in added.values():
-                row = delta.setdefault(score.key, [0] * len(COUNTS))
-                for i, n in enumerate(score.counts):
-                    row[i] -= n
-            add_to_tally(delta)
+            added = _added(chunk).values()
+            add_to_tally(score_difference((Score(score.key), score) for score in added))
             OrderScore.objects.filter(order_id__in=chunk).delete()
 
 
