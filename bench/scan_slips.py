@@ -55,7 +55,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
-from orders import schedules, vendor_tally
+from orders import order_tally, schedules, vendor_tally
 from orders.alerts import alert_notices_create, scan_orders, thresholds
 from orders.models import (
     AlertNotice,
@@ -65,6 +65,8 @@ from orders.models import (
     OrderLeadTimes,
     OrderLine,
     OrderScore,
+    OrderTally,
+    OrderTallyPart,
     OutboxEmail,
     PurchaseOrder,
     SlipAlert,
@@ -82,6 +84,7 @@ from orders.slips import (
     lead_time_counts,
     order_figures,
 )
+from orders.tally import Key
 
 TODAY = date(2023, 6, 15)  # the day the scans are run "for"
 PO_PREFIX = "BENCH-"
@@ -172,7 +175,15 @@ def delete_alerts() -> None:
     exist, see above)."""
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table(SlipAlert)}, {table(OutboxEmail)} CASCADE")
-        # No alert is open any more: neither do the scorecards count any.
+        # No alert is open any more: neither do the scorecards nor the order tally count any
+        # (its parts keep the orders' own rows, code "").
+        parts = table(OrderTallyPart)
+        cursor.execute(
+            f"UPDATE {parts} SET counts = "
+            f"jsonb_path_query_array(counts, 'strict $[*] ? (@[4] == \"\")') "
+            f"WHERE jsonb_array_length(counts) > 1"
+        )
+        cursor.execute(f"DELETE FROM {table(OrderTally)} WHERE code <> ''")
         cursor.execute(f"UPDATE {table(OrderScore)} SET open_alerts = 0 WHERE open_alerts <> 0")
         cursor.execute(f"UPDATE {table(VendorScoreTally)} SET open_alerts = 0")
 
@@ -185,7 +196,6 @@ def delete_benchmark_data() -> None:
         cursor.execute(orders, like)
         deleted = [pk for (pk,) in cursor.fetchall()]
         schedules.forget(deleted)
-        vendor_tally.forget(deleted)
         cursor.execute(f"DELETE FROM {table(DeliveryQuote)} WHERE order_id IN ({orders})", like)
         cursor.execute(f"DELETE FROM {table(Delivery)} WHERE order_id IN ({orders})", like)
         cursor.execute(f"DELETE FROM {table(OrderLine)} WHERE order_id IN ({orders})", like)
@@ -291,18 +301,19 @@ def _store_schedule(target: Any, figures: Any) -> None:
 
 def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
     """N open orders, one line and Q quotes each, written with COPY, their stored schedule,
-    lead-time counts and scorecard figures computed by the one definitions
-    (orders.slips.order_figures, lead_time_counts, orders.vendor_tally.order_score) as
-    orders.schedules would."""
+    lead-time counts, scorecard figures and order tally parts computed by the one definitions
+    (orders.slips.order_figures, lead_time_counts, orders.vendor_tally.order_score,
+    orders.order_tally.order_part) as orders.schedules would."""
     rng = random.Random(SEED)
     vendor_ids, models, buyer_id = ensure_reference_data()
     span = (PLACED_TO - PLACED_FROM).days
     counts: Counter[str] = Counter()
     tally: Counter[LeadTimeKey] = Counter()
+    order_counts: Counter[Key] = Counter()
     order_id, line_id, quote_id = _next_ids(PurchaseOrder, OrderLine, DeliveryQuote)
     for start in range(0, n_orders, CHUNK):
         size = min(CHUNK, n_orders - start)
-        orders, lines, quotes, lead_times, scores, score_rows = [], [], [], [], [], []
+        orders, lines, quotes, lead_times, scores, score_rows, parts = [], [], [], [], [], [], []
         for i in range(start, start + size):
             placed = PLACED_FROM + days(rng.randint(0, span))
             need_by = placed + days(rng.randint(45, 150)) if rng.random() < 0.4 else None
@@ -342,7 +353,7 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             quoted = lead_time_counts(placed, order.vendor_id, history, {line_id: gpu_model_id})
             tally.update(quoted)
             lead_times.append(
-                OrderLeadTimes(order_id=order_id, counts=schedules.lead_time_rows(quoted))
+                OrderLeadTimes(order_id=order_id, counts=schedules.LEAD_TIMES.rows(quoted))
             )
             score = vendor_tally.order_score(
                 vendor_id=order.vendor_id,
@@ -357,6 +368,15 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             )
             scores.append(score)
             score_rows.append(vendor_tally.score_row(order_id, score))
+            part = order_tally.order_part(
+                vendor_id=order.vendor_id,
+                buyer_id=buyer_id,
+                status=order.status,
+                slip_days=stored.order.slip_days,
+                alerts=(),  # the scan raises them, and updates the tally
+            )
+            order_counts.update(part)
+            parts.append(OrderTallyPart(order_id=order_id, counts=order_tally.ORDERS.rows(part)))
             _store_schedule(order, stored.order)
             order.current_quote_id = stored.current_quote_id
             _store_schedule(line, stored.lines[line_id])
@@ -370,6 +390,7 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
             _copy(DeliveryQuote, quotes)
             _copy(OrderLeadTimes, lead_times)
             _copy(OrderScore, score_rows)
+            _copy(OrderTallyPart, parts)
             vendor_tally.add_to_tally(vendor_tally.score_difference((s, None) for s in scores))
         counts["orders"] += len(orders)
         counts["lines"] += len(lines)
@@ -377,7 +398,8 @@ def generate(n_orders: int, n_quotes: int) -> dict[str, int]:
         if (start // CHUNK) % 5 == 4 or start + size == n_orders:
             print(f"  {counts['orders']:>9,} orders", flush=True)
     with transaction.atomic():
-        schedules.add_to_tally(tally)
+        schedules.LEAD_TIMES.add(tally)
+        order_tally.ORDERS.add(order_counts)
     _reset_sequences(PurchaseOrder, OrderLine, DeliveryQuote)
     return dict(counts)
 

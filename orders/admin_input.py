@@ -6,7 +6,8 @@ actions, on the selected rows (`queryset.filter(pk__in=selected)`). A value that
 (`abc`, a space) raises ValueError there, and an id beyond the column's range OverflowError on
 SQLite, so a form that should say "Select a valid choice" or a list that should say "nothing
 selected" is a 500 instead. `SafeAdminMixin` (on every ModelAdmin of the tracker) leaves such
-values out of the lookup, or refuses the action with a message.
+values out of the lookup, or refuses the action with a message. It also renders the list's
+row checkboxes without the template engine (the same HTML as Django's).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from orders.people import person_name
 
@@ -97,6 +100,16 @@ class SafeActionsMixin:
             )
             return None
         return super().response_action(request, queryset)  # type: ignore[misc]
+
+    def action_checkbox(self, obj: Any) -> str:
+        """Django's row checkbox, the same HTML, without rendering a widget template per row:
+        that cost about a third of a 100-row changelist's time (bench/load.sh)."""
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            format_html(_("Select this object for an action - {}"), str(obj)),
+        )
 
 
 class SafeAdminMixin(SafeAutocompleteMixin, SafeActionsMixin):

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, Prefetch, QuerySet, Sum
 
-from orders import permissions
+from orders import order_tally, permissions
 from orders.dates import as_date
 from orders.db_functions import DaysBetween, percentile_of_counts
 from orders.models import (
@@ -35,6 +35,7 @@ from orders.models import (
     Vendor,
     open_alert_q,
 )
+from orders.permissions import Scope
 from orders.price_rules import PricePoint, PriceRise, price_change
 from orders.slips import EVERY_QUOTE, RANK, SEVERITY, Severity
 
@@ -122,31 +123,61 @@ class AlertSummary:
         return self.total(Severity.WARNING)
 
 
+def _tallied(selection: Selection) -> bool:
+    """Whether the selection's counts can be read from the order tally (orders.order_tally):
+    when the viewer sees every order and no GPU model is chosen (an order's lines may have
+    several). Its counters cover every order whatever their number; other viewers' counts
+    cover their own orders only, counted from the orders themselves."""
+    return selection.gpu_model is None and (
+        selection.viewer is None or permissions.view_scope(selection.viewer) is Scope.ALL
+    )
+
+
+def _tally_filters(selection: Selection) -> dict[str, Any]:
+    return {
+        "vendor_id": selection.vendor.pk if selection.vendor is not None else None,
+        "buyer_id": selection.buyer.pk if selection.buyer is not None else None,
+        "statuses": PurchaseOrder.OPEN_STATUSES,
+    }
+
+
+def slipping_order_count(selection: Selection) -> int:
+    """How many orders `slipping_orders` lists, from the order tally where it can be
+    (`_tallied`). One query."""
+    if _tallied(selection):
+        return order_tally.order_count(slipping=True, **_tally_filters(selection))
+    return slipping_orders(selection).count()
+
+
+def _counted_open_alerts(selection: Selection) -> Iterable[tuple[str, str, int]]:
+    """(code, severity, alerts) of the open alerts on the selection's open orders. One query:
+    of the order tally where it can be (`_tallied`), of the alerts otherwise."""
+    if _tallied(selection):
+        return order_tally.open_alert_counts(**_tally_filters(selection))
+    return (
+        SlipAlert.objects.filter(
+            open_alert_q(), order__in=open_orders(selection).order_by().values("pk")
+        )
+        .values_list("code", "severity")
+        # An order holds at most one open alert per rule (the slipalert_one_open_per_order
+        # _code constraint), so within a rule its alerts are its orders: no DISTINCT to sort.
+        .annotate(alerts=Count("*"))
+        .order_by()
+    )
+
+
 def open_alert_counts(selection: Selection) -> AlertSummary:
     """Unacknowledged slip alerts on the selection's open orders, per rule code (every code,
     worst first, zeros included) with its severity; and unacknowledged price alerts for the
     selection's vendor and GPU model (prices have no buyer), of those the viewer may see
     (orders.permissions.visible_price_alerts). Two queries."""
-    counted = {
-        (row["code"], row["severity"]): row
-        for row in SlipAlert.objects.filter(
-            open_alert_q(),
-            order__in=open_orders(selection).order_by().values("pk"),
-        )
-        .values("code", "severity")
-        # An order holds at most one open alert per rule (the slipalert_one_open_per_order
-        # _code constraint), so within a rule its alerts are its orders: no DISTINCT to sort.
-        .annotate(alerts=Count("*"))
-        .order_by()
-    }
+    counted = {(code, severity): n for code, severity, n in _counted_open_alerts(selection)}
     rows = []
     for code in sorted(SEVERITY, key=RANK.__getitem__):
-        row = counted.pop((code.value, SEVERITY[code].value), None) or {}
-        rows.append(
-            AlertCount(code.value, SEVERITY[code].value, row.get("alerts", 0), row.get("alerts", 0))
-        )
+        n = counted.pop((code.value, SEVERITY[code].value), 0)
+        rows.append(AlertCount(code.value, SEVERITY[code].value, n, n))
     # A severity an alert was recorded with that the rules no longer give: still shown.
-    rows += [AlertCount(c, s, row["alerts"], row["alerts"]) for (c, s), row in counted.items()]
+    rows += [AlertCount(c, s, n, n) for (c, s), n in counted.items()]
     prices = PriceAlert.objects.filter(acknowledged_at__isnull=True)
     if selection.viewer is not None:
         prices = permissions.visible_price_alerts(prices, selection.viewer)

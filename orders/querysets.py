@@ -138,7 +138,8 @@ class PurchaseOrderQuerySet(models.QuerySet):
         return self.filter(status__in=PurchaseOrder.OPEN_STATUSES)
 
     def slipping(self) -> PurchaseOrderQuerySet:
-        """Orders whose current quoted date is later than the first (the stored slip)."""
+        """Orders whose current quoted date is later than the first (the stored slip):
+        orders.slips.is_slipping as a filter."""
         return self.filter(slip_days__gt=0)
 
     def with_gpu_model(self, gpu_model_id: int) -> PurchaseOrderQuerySet:

@@ -14,7 +14,9 @@ columns change in the same commit as the quote, line or order that changed them:
 
 The same pass keeps the lead-time tally (orders.models.tallies) current: each order's counts
 (`orders.slips.lead_time_counts`) are compared with what it added last, and the difference is
-added to the tally; a deleted order takes its counts back (`forget`).
+added to the tally (orders.tally.KeyedTally); then the vendor scorecards' tally
+(orders.vendor_tally) and the order tally (orders.order_tally) are brought up
+to date from the columns just written. A deleted order takes its part of each back (`forget`).
 
 Not a database trigger: a trigger would spell the rule again in SQL, once per database, beside
 the Python that the scan, the tests and the property test use; here the rule has one
@@ -27,14 +29,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
-from datetime import date
 from typing import Any
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from orders import bulk, vendor_tally
+from orders import order_tally, vendor_tally
 from orders.bulk import chunks, update_rows
 from orders.dates import as_date
 from orders.models import (
@@ -52,6 +53,7 @@ from orders.slips import (
     lead_time_counts,
     order_figures,
 )
+from orders.tally import Change, KeyedTally
 
 CHUNK = 2000  # orders per round of reads and writes
 _ORDER_COLUMNS = [*FIGURES, "current_quote"]
@@ -68,6 +70,8 @@ class Drift:
     lead_time_keys: int = 0  # tally counters that are not the sum of what orders added
     score_orders: int = 0  # the same for the vendor scorecards' tally (orders.vendor_tally)
     score_keys: int = 0
+    tally_orders: int = 0  # the same for the order tally (orders.order_tally)
+    tally_keys: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,15 +136,11 @@ def _stored(order_ids: Sequence[int]) -> tuple[dict[int, tuple], dict[int, tuple
     return orders, lines
 
 
-# (order pk, its lead-time counts now, what it added to the tally before)
-_LeadTimeChange = tuple[int, Counter[LeadTimeKey], Counter[LeadTimeKey]]
-
-
 @dataclass(frozen=True)
 class _Differences:
     orders: list[tuple[Any, ...]]  # (pk, *columns) to write
     lines: list[tuple[Any, ...]]
-    lead_times: list[_LeadTimeChange]  # where the two differ
+    lead_times: list[Change]  # where the counts differ from what the order added
 
 
 def _differences(order_ids: Sequence[int], *, lock: bool = False) -> _Differences:
@@ -156,13 +156,7 @@ def _differences(order_ids: Sequence[int], *, lock: bool = False) -> _Difference
             line_row = astuple(figures)
             if stored_lines.get(line_id) != line_row:
                 lines.append((line_id, *line_row))
-    added = _added_lead_times(order_ids)
-    lead_times = [
-        (order_id, counts, added.get(order_id, Counter()))
-        for order_id, counts in computed.lead_times.items()
-        if +counts != +added.get(order_id, Counter())
-    ]
-    return _Differences(orders, lines, lead_times)
+    return _Differences(orders, lines, LEAD_TIMES.changes(computed.lead_times))
 
 
 def refresh(order_ids: Iterable[int]) -> int:
@@ -175,9 +169,10 @@ def refresh(order_ids: Iterable[int]) -> int:
             stale = _differences(chunk, lock=True)
             changed += update_rows(OrderLine, FIGURES, stale.lines)
             changed += update_rows(PurchaseOrder, _ORDER_COLUMNS, stale.orders)
-            changed += _write_lead_times(stale.lead_times)
+            changed += LEAD_TIMES.write(stale.lead_times)
             # After the columns it reads are written: the vendor scorecards' tally.
             changed += vendor_tally.refresh(chunk, orders_locked=True)
+            changed += order_tally.refresh(chunk, orders_locked=True)
     return changed
 
 
@@ -206,92 +201,54 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift
         examples.extend(found[: 10 - len(examples)])
         if fix and (stale.orders or stale.lines or stale.lead_times):
             refresh(chunk)  # read again in its own transaction: a writer may have been first
-    keys = _tally_drift(fix=fix) if every_order else 0
+    keys = LEAD_TIMES.drift(fix=fix, chunk_size=CHUNK) if every_order else 0
     # After the schedules are fixed: the scores are worked out from them.
     scores, score_keys = vendor_tally.drift(None if every_order else order_ids, fix=fix)
-    return Drift(n_orders, n_lines, tuple(examples), n_lead_times, keys, scores, score_keys)
+    parts, part_keys = order_tally.drift(None if every_order else order_ids, fix=fix)
+    return Drift(
+        n_orders,
+        n_lines,
+        tuple(examples),
+        n_lead_times,
+        keys,
+        scores,
+        score_keys,
+        parts,
+        part_keys,
+    )
 
 
 # --- The lead-time tally ------------------------------------------------------------------------
 
 
-def _added_lead_times(order_ids: Sequence[int]) -> dict[int, Counter[LeadTimeKey]]:
-    """What these orders last added to the tally (OrderLeadTimes)."""
-    return {
-        order_id: _counter(rows)
-        for order_id, rows in OrderLeadTimes.objects.filter(order_id__in=order_ids).values_list(
-            "order_id", "counts"
-        )
-    }
+def _lead_time_key(values: Sequence[Any]) -> LeadTimeKey:
+    month, vendor_pk, gpu_model_pk, lead_days = values
+    return as_date(month), vendor_pk, gpu_model_pk, lead_days
 
 
-def _counter(rows: Iterable[Sequence[Any]]) -> Counter[LeadTimeKey]:
-    return Counter({(date.fromisoformat(m), v, g, lead): n for m, v, g, lead, n in rows})
+def _lead_time_json(key: LeadTimeKey) -> list[Any]:
+    month, *rest = key
+    return [month.isoformat(), *rest]
 
 
-def lead_time_rows(counts: Counter[LeadTimeKey]) -> list[list[Any]]:
-    """OrderLeadTimes.counts of these counts."""
-    return [[m.isoformat(), v, g, lead, n] for (m, v, g, lead), n in sorted(counts.items()) if n]
-
-
-def add_to_tally(delta: Counter[LeadTimeKey]) -> None:
-    """Add these counts (negative ones subtract) to LeadTimeTally, in one statement."""
-    bulk.add_counts(
-        LeadTimeTally,
-        keys=("month", "vendor_pk", "gpu_model_pk", "lead_days"),
-        counts=("quotes",),
-        rows=[(*key, n) for key, n in delta.items() if n],
-    )
-
-
-def _write_lead_times(changes: Sequence[_LeadTimeChange]) -> int:
-    if not changes:
-        return 0
-    delta: Counter[LeadTimeKey] = Counter()
-    for _, counts, added in changes:
-        delta.update(counts)
-        delta.subtract(added)
-    add_to_tally(delta)
-    OrderLeadTimes.objects.bulk_create(
-        [
-            OrderLeadTimes(order_id=order_id, counts=lead_time_rows(counts))
-            for order_id, counts, _ in changes
-        ],
-        update_conflicts=True,
-        unique_fields=["order"],
-        update_fields=["counts"],
-    )
-    return len(changes)
+# What each order added to LeadTimeTally is in OrderLeadTimes: [month ISO, vendor pk, GPU
+# model pk, lead days, quotes] rows.
+LEAD_TIMES = KeyedTally(
+    LeadTimeTally,
+    keys=("month", "vendor_pk", "gpu_model_pk", "lead_days"),
+    count="quotes",
+    added=OrderLeadTimes,
+    decode=_lead_time_key,
+    encode=_lead_time_json,
+)
 
 
 def forget(order_ids: Iterable[int]) -> None:
-    """Take these orders out of the lead-time tally (they are being deleted)."""
-    with transaction.atomic():
-        for chunk in chunks(sorted(set(order_ids)), CHUNK):
-            added = _added_lead_times(chunk)
-            _write_lead_times([(pk, Counter(), counts) for pk, counts in added.items()])
-            OrderLeadTimes.objects.filter(order_id__in=chunk).delete()
-
-
-def _tally_drift(*, fix: bool) -> int:
-    """Counters of LeadTimeTally that are not the sum of what every order added to it; with
-    fix=True they are set to it. Reads every OrderLeadTimes row."""
-    expected: Counter[LeadTimeKey] = Counter()
-    for rows in OrderLeadTimes.objects.values_list("counts", flat=True).iterator(CHUNK):
-        expected.update(_counter(rows))
-    stored: Counter[LeadTimeKey] = Counter(
-        {
-            (as_date(m), v, g, lead): n
-            for m, v, g, lead, n in LeadTimeTally.objects.exclude(quotes=0).values_list(
-                "month", "vendor_pk", "gpu_model_pk", "lead_days", "quotes"
-            )
-        }
-    )
-    stale = [key for key in expected.keys() | stored.keys() if expected[key] != stored[key]]
-    if fix and stale:
-        with transaction.atomic():
-            add_to_tally(Counter({key: expected[key] - stored[key] for key in stale}))
-    return len(stale)
+    """Take these orders out of the tallies (they are being deleted)."""
+    order_ids = list(order_ids)
+    LEAD_TIMES.forget(order_ids, chunk_size=CHUNK)
+    vendor_tally.forget(order_ids)
+    order_tally.forget(order_ids)
 
 
 # --- Single-row ORM writes --------------------------------------------------------------------
@@ -334,9 +291,10 @@ def _after_order_save(
     update_fields: frozenset[str] | None = None,
     **_: Any,
 ) -> None:
-    # Of an order's own columns only placed_on (lead times), the vendor (the tallies' key)
-    # and the status (the scorecards) count; a new order counts on its vendor's scorecard.
-    counted = {"placed_on", "vendor", "vendor_id", "status"}
+    # Of an order's own columns only placed_on (lead times), the vendor (the tallies' key),
+    # the status (the scorecards, the order tally) and the buyer (the order tally's key)
+    # count; a new order counts on its vendor's scorecard and in the order tally.
+    counted = {"placed_on", "vendor", "vendor_id", "status", "buyer", "buyer_id"}
     if raw or (update_fields is not None and counted.isdisjoint(update_fields)):
         return
     refresh([instance.pk])
@@ -345,7 +303,6 @@ def _after_order_save(
 @receiver(pre_delete, sender=PurchaseOrder, dispatch_uid="schedule_before_order_delete")
 def _before_order_delete(instance: PurchaseOrder, **_: Any) -> None:
     forget([instance.pk])
-    vendor_tally.forget([instance.pk])
 
 
 @receiver(post_delete, sender=DeliveryQuote, dispatch_uid="schedule_after_quote_delete")

@@ -179,6 +179,12 @@ class OrderFigures:
     lines: dict[int, Figures]
 
 
+def is_slipping(slip_days: int | None) -> bool:
+    """Whether an order (or line) is slipping: its current quoted date is later than the
+    first (PurchaseOrderQuerySet.slipping is the same rule as a filter)."""
+    return slip_days is not None and slip_days > 0
+
+
 def order_figures(
     placed_on: date, quotes: Iterable[Quote], line_ids: Iterable[int]
 ) -> OrderFigures:

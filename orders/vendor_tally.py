@@ -8,7 +8,8 @@ stored schedule, lines, receipts, open alerts), compares them with what they add
 (OrderScore) and adds the difference to the tally. It runs from `orders.schedules.refresh`
 (quotes, lines, an order's status, vendor or dates) and from the receipt signals below;
 `open_alerts_refresh`, its short form for writes that change only alerts, from the
-slip-alert signals, the slip scan and acknowledgements. `drift()` finds what anything else
+slip-alert signals, the slip scan and acknowledgements; it keeps the dashboard's open-alert
+tally too (orders.order_tally). `drift()` finds what anything else
 (raw SQL, QuerySet.update) left stale; `manage.py check_schedules --fix` repairs it.
 """
 
@@ -25,7 +26,7 @@ from django.db.models import Max, Sum
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from orders import bulk
+from orders import bulk, order_tally
 from orders.bulk import chunks
 from orders.dates import as_date
 from orders.models import (
@@ -208,6 +209,16 @@ def _write(changes: Sequence[tuple[int, Score, Score | None]]) -> int:
     return len(changes)
 
 
+def lock_orders(order_ids: Sequence[int]) -> None:
+    """Lock these orders' rows until the transaction ends, in pk order (FOR NO KEY UPDATE,
+    which a transaction writing a quote, line or alert of the order does not wait for). Every
+    tally writer locks the orders first, then the orders' records, then the tallies'
+    counters (the lead times', the scorecards', the order tally's, in that order), so two
+    writers never wait for each other in opposite orders."""
+    locked = PurchaseOrder.objects.filter(pk__in=order_ids).order_by("pk")
+    list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
+
+
 def refresh(order_ids: Iterable[int], *, orders_locked: bool = False) -> int:
     """Bring these orders' part of the tally up to date; returns how many changed. Call it
     in the transaction of the write (after the stored schedule is written). The orders' rows
@@ -221,8 +232,7 @@ def refresh(order_ids: Iterable[int], *, orders_locked: bool = False) -> int:
     with transaction.atomic():
         for chunk in chunks(ids, CHUNK):
             if not orders_locked:
-                locked = PurchaseOrder.objects.filter(pk__in=chunk).order_by("pk")
-                list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
+                lock_orders(chunk)
             changed += _write(_stale(chunk, lock=True))
     return changed
 
@@ -230,10 +240,10 @@ def refresh(order_ids: Iterable[int], *, orders_locked: bool = False) -> int:
 def open_alerts_refresh(order_ids: Iterable[int]) -> int:
     """`refresh` for writes that change only which orders have open alerts (the scan,
     acknowledgements, alerts saved or deleted): the orders' open-alert counts set from their
-    alerts, and the tally changed by the ones that flipped. Four statements per chunk, none
-    reading the schedule; returns how many orders flipped. Each UPDATE locks the rows it
-    changes and reports them (RETURNING: PostgreSQL, SQLite 3.35+), so a concurrent `refresh`
-    of the same order, which locks its OrderScore row before reading it, sees the result."""
+    alerts, the tally changed by the ones that flipped, then the order tally brought up to
+    date (orders.order_tally). At most nine statements per chunk, none reading the schedule;
+    returns how many orders flipped. The orders are locked first (`lock_orders`); each UPDATE
+    reports the rows it changed (RETURNING: PostgreSQL, SQLite 3.35+)."""
     ids = sorted(set(order_ids))
     if not ids:
         return 0
@@ -241,11 +251,9 @@ def open_alerts_refresh(order_ids: Iterable[int]) -> int:
     flipped = 0
     with transaction.atomic(), connection.cursor() as cursor:
         for chunk in chunks(ids, CHUNK):
-            alerted = set(
-                SlipAlert.objects.filter(open_alert_q(), order_id__in=chunk)
-                .order_by()
-                .values_list("order_id", flat=True)
-            )
+            lock_orders(chunk)
+            alerts = order_tally.open_alerts(chunk)
+            alerted = set(alerts)
             delta: dict[ScoreKey, list[int]] = defaultdict(lambda: [0] * len(COUNTS))
             # A draft counts nothing (orders = 0), an open alert included.
             for value, change, members in (
@@ -264,6 +272,7 @@ def open_alerts_refresh(order_ids: Iterable[int]) -> int:
                     delta[(vendor_pk, bool(quoted), slip_days)][-1] += change
                     flipped += 1
             add_to_tally(delta)
+            order_tally.refresh(chunk, orders_locked=True, alerts=alerts)
     return flipped
 
 

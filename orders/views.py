@@ -18,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.generic import TemplateView
@@ -27,6 +26,7 @@ from orders import charts, dashboard, exports, permissions
 from orders.admin_export import csv_response
 from orders.dates import today
 from orders.forms import SCORECARD_SORTS, DashboardFilterForm, ScorecardSortForm
+from orders.paging import CountedPaginator
 from orders.prices import threshold_percent
 from orders.scorecards import Scorecard, scorecards, shown_number, shown_percent
 
@@ -54,8 +54,10 @@ class DashboardView(OrdersPage):
         query = form.query_string()
         # A page at a time: with every order slipping (the shortage), listing them all is
         # tens of thousands of rows (bench/load.sh); the CSV export has the whole list.
-        page = Paginator(
-            dashboard.slipping_orders_for_display(selection), SLIPPING_ORDERS_PER_PAGE
+        page = CountedPaginator(
+            dashboard.slipping_orders_for_display(selection),
+            SLIPPING_ORDERS_PER_PAGE,
+            count_of=lambda: dashboard.slipping_order_count(selection),
         ).get_page(self.request.GET.get("page"))
         return super().get_context_data(
             form=form,

@@ -1,6 +1,6 @@
-"""The stored schedule's oracle for tests: an order's figures and the lead-time tally
-recomputed from the history as the database holds it, read here rather than through
-orders.schedules."""
+"""The stored schedule's oracle for tests: an order's figures and the tallies (lead times,
+vendor scorecards, orders and open alerts) recomputed from the history as the database
+holds it, read here rather than through orders.schedules."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from orders.models import (
     DeliveryQuote,
     LeadTimeTally,
     OrderLine,
+    OrderTally,
     PurchaseOrder,
     SlipAlert,
     VendorScoreTally,
@@ -97,3 +98,25 @@ def stored_scores() -> dict[int, tuple[Any, ...]]:
         if row.quoted:
             found[7].extend([row.slip_days] * row.orders)
     return {pk: (*row[:7], sorted(row[7])) for pk, row in sums.items()}
+
+
+def recomputed_order_tally() -> Counter[tuple[Any, ...]]:
+    """The order tally as the orders and alerts make it now: per (vendor pk, buyer pk,
+    status, slipping, code, severity), the orders (code "") and their open alerts."""
+    tally: Counter[tuple[Any, ...]] = Counter()
+    for order in PurchaseOrder.objects.all():
+        key = (order.vendor_id, order.buyer_id, order.status, (order.slip_days or 0) > 0)
+        tally[(*key, "", "")] += 1
+        for code, severity in SlipAlert.objects.filter(open_alert_q(), order=order).values_list(
+            "code", "severity"
+        ):
+            tally[(*key, code, severity)] += 1
+    return tally
+
+
+def stored_order_tally() -> Counter[tuple[Any, ...]]:
+    """The same, as stored, without its counters at 0."""
+    keys = ("vendor_pk", "buyer_pk", "status", "slipping", "code", "severity")
+    return Counter(
+        {tuple(key): n for *key, n in OrderTally.objects.exclude(n=0).values_list(*keys, "n")}
+    )

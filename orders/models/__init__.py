@@ -12,7 +12,14 @@ from orders.models.procurement import (
     currency_validator,
 )
 from orders.models.quotas import Allocation, Quota, Team, TeamSlipNotice
-from orders.models.tallies import LeadTimeTally, OrderLeadTimes, OrderScore, VendorScoreTally
+from orders.models.tallies import (
+    LeadTimeTally,
+    OrderLeadTimes,
+    OrderScore,
+    OrderTally,
+    OrderTallyPart,
+    VendorScoreTally,
+)
 
 __all__ = [
     "AlertNotice",
@@ -26,6 +33,8 @@ __all__ = [
     "OrderLine",
     "OrderScore",
     "OrderStatus",
+    "OrderTally",
+    "OrderTallyPart",
     "OutboxEmail",
     "PriceAlert",
     "PriceQuote",

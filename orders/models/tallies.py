@@ -6,7 +6,8 @@ model (orders.slips.lead_time_counts says how a quote counts). `OrderLeadTimes` 
 each order last added to it, so a change to an order is applied as the difference between
 its new counts and those: exact, in the transaction of the write, and repairable
 (`manage.py check_schedules --fix`). `VendorScoreTally` and `OrderScore` do the same for the
-vendor scorecards (orders.vendor_tally).
+vendor scorecards (orders.vendor_tally), `OpenAlertTally` and `OrderOpenAlerts` for the
+order list's and the dashboard's counts of orders and open alerts (orders.order_tally).
 """
 
 from __future__ import annotations
@@ -96,3 +97,47 @@ class OrderScore(ScoreCounts):
 
     def __str__(self) -> str:
         return f"score of order {self.order_id}"
+
+
+class OrderTally(models.Model):
+    """Orders and their open slip alerts (orders.models.open_alert_q), counted per vendor,
+    buyer, status and whether the order is slipping (orders.slips.is_slipping): under
+    `code` "" each order once, under its rule code and severity each open alert once. The
+    order list's and the dashboard's counts for viewers who see every order
+    (orders.order_tally). Plain keys, not foreign keys: a row is a counter. Rows at 0 may
+    stay; readers sum them."""
+
+    ORDER = ""  # the `code` (and severity) of the orders' own counters
+
+    vendor_pk = models.IntegerField()
+    buyer_pk = models.IntegerField()
+    status = models.CharField(max_length=20)
+    slipping = models.BooleanField()
+    code = models.CharField(max_length=32)
+    severity = models.CharField(max_length=16)
+    n = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor_pk", "buyer_pk", "status", "slipping", "code", "severity"],
+                name="ordertally_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        what = self.code or "orders"
+        return f"vendor {self.vendor_pk}, buyer {self.buyer_pk}, {self.status}: {self.n} {what}"
+
+
+class OrderTallyPart(models.Model):
+    """What an order adds to OrderTally: [vendor pk, buyer pk, status, slipping, code,
+    severity, n] rows, sorted."""
+
+    order = models.OneToOneField(
+        PurchaseOrder, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    counts = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"order tally part of order {self.order_id}"

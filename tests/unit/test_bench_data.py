@@ -16,8 +16,10 @@ from orders.models import DeliveryQuote, OrderLine, PurchaseOrder
 from tests.conftest import ON_POSTGRES
 from tests.schedules import (
     recomputed_lead_times,
+    recomputed_order_tally,
     recomputed_scores,
     stored_lead_times,
+    stored_order_tally,
     stored_scores,
 )
 
@@ -53,10 +55,13 @@ def test_generated_orders_carry_their_stored_schedule() -> None:
     scan_slips.scan_orders()
     assert stored_scores() == recomputed_scores()
     assert sum(row[6] for row in stored_scores().values()) > 0
+    assert stored_order_tally() == recomputed_order_tally()
+    assert sum(stored_order_tally().values()) > 0
     with connection.cursor() as cursor:  # TRUNCATE needs the inserts' FK checks done
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     scan_slips.delete_alerts()
     assert stored_scores() == recomputed_scores()
+    assert stored_order_tally() == recomputed_order_tally()
     # The sequences follow the ids COPY wrote: the ORM's next rows do not collide.
     order = PurchaseOrder.objects.first()
     DeliveryQuote.objects.create(
@@ -66,3 +71,4 @@ def test_generated_orders_carry_their_stored_schedule() -> None:
     scan_slips.delete_benchmark_data()
     assert stored_lead_times() == recomputed_lead_times()
     assert stored_scores() == recomputed_scores()
+    assert schedules.drift() == schedules.Drift()

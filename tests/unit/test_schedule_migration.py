@@ -1,6 +1,7 @@
 """Migration 0014 fills the stored schedule of the orders and lines recorded before it from
 their history, with the one definition (orders.slips.order_figures), chunk by chunk; 0018
-fills the lead-time tally the same way (orders.slips.lead_time_counts)."""
+fills the lead-time tally the same way (orders.slips.lead_time_counts), and 0020 the order
+tally (orders.order_tally.order_part)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ from django.db.migrations.executor import MigrationExecutor
 from orders import schedules
 from orders.models import OrderLine, PurchaseOrder
 from orders.slips import EVERY_QUOTE, FIGURES, Figures
-from tests.schedules import recomputed, recomputed_lead_times, stored_lead_times
+from tests.schedules import (
+    recomputed,
+    recomputed_lead_times,
+    recomputed_order_tally,
+    stored_lead_times,
+    stored_order_tally,
+)
 
 migration = importlib.import_module("orders.migrations.0014_stored_schedule")
 tally_migration = importlib.import_module("orders.migrations.0018_lead_time_tally")
+alert_migration = importlib.import_module("orders.migrations.0020_order_tally")
 BEFORE = [("orders", migration.Migration.dependencies[0][1])]
 AFTER = [("orders", migration.__name__.rsplit(".", 1)[-1])]
 PLACED = date(2023, 4, 14)
@@ -132,6 +140,70 @@ def test_the_lead_time_tally_migration_counts_every_quote(monkeypatch: Any) -> N
         assert sum(n for (_, _, gpu, _), n in tally.items() if gpu == EVERY_QUOTE) == 8
         assert sum(n for (_, _, gpu, _), n in tally.items() if gpu != EVERY_QUOTE) == 8
         assert schedules.drift() == schedules.Drift()
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_order_tally_migration_counts_every_order_and_its_open_alerts(
+    monkeypatch: Any,
+) -> None:
+    """Guards 0020's RunPython fill (one order a chunk here): every order counts once, its
+    open alerts once each, under its vendor, buyer, status and slip; acknowledged and closed
+    alerts do not; check_schedules then finds nothing."""
+    monkeypatch.setattr(alert_migration, "CHUNK", 1)
+    before = [("orders", alert_migration.Migration.dependencies[0][1])]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        apps = executor.loader.project_state(before).apps
+        _history(apps)
+        order_model = apps.get_model("orders", "PurchaseOrder")
+        alert = apps.get_model("orders", "SlipAlert").objects.create
+        quotes = apps.get_model("orders", "DeliveryQuote").objects
+        requoted = order_model.objects.get(po_number="PO-MIG-REQUOTED")
+        no_lines = order_model.objects.get(po_number="PO-MIG-NO-LINES")
+        same_day = order_model.objects.get(po_number="PO-MIG-SAME-DAY")
+        same_day.status = "cancelled"
+        same_day.save()
+        for order, code, severity, extra in (
+            (requoted, "lead_time_multiplied", "warning", {}),
+            (requoted, "past_need_by", "critical", {}),
+            (requoted, "december_delivery", "warning", {"acknowledged_at": "2023-05-01T00:00Z"}),
+            (no_lines, "lead_time_multiplied", "warning", {}),
+            (
+                no_lines,
+                "december_delivery",
+                "warning",
+                {"status": "superseded", "closed_at": "2023-05-01T00:00Z"},
+            ),
+            (same_day, "lead_time_multiplied", "warning", {}),
+        ):
+            quote = quotes.filter(order=order).order_by("pk").first()
+            alert(order=order, quote=quote, code=code, severity=severity, message="m", **extra)
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+        tally = stored_order_tally()
+        assert tally == recomputed_order_tally()
+        vendor, buyer = requoted.vendor_id, requoted.buyer_id
+        # Rows written with the historical models carry no stored schedule: slip 0.
+        confirmed, cancelled = (
+            (vendor, buyer, "confirmed", False),
+            (vendor, buyer, "cancelled", False),
+        )
+        assert tally == {
+            (*confirmed, "", ""): 4,
+            (*cancelled, "", ""): 1,
+            (*confirmed, "lead_time_multiplied", "warning"): 2,
+            (*confirmed, "past_need_by", "critical"): 1,
+            (*cancelled, "lead_time_multiplied", "warning"): 1,
+        }
+        # (Rows written with the historical models carry no schedule: only this tally is
+        # checked here.)
+        found = schedules.drift()
+        assert (found.tally_orders, found.tally_keys) == (0, 0)
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())

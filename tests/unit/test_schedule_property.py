@@ -6,11 +6,12 @@ bulk (whole-order and line quotes), lines added, edited and deleted, receipts re
 removed, CSV imports of orders (new orders, new lines of recorded orders, whole-order quotes)
 and of quotes, saves of the admin's forms (the order page with its lines, quotes and receipts
 inlines, the line page, which can move a line to another order, the quote page), an order's
-placed-on date changed, an order's vendor and a line's GPU model changed, quotes and orders
-deleted, slip scans and alerts acknowledged. After each one, three checks: `schedules.drift()`
-finds no order, no line and no counter, and this module's own recomputation reads every
-order's history and compares the columns, the lead-time tally and the scorecards' tally
-itself, so a `drift()` gone blind could not hide a stale column or counter.
+placed-on date changed, an order's vendor, buyer and status and a line's GPU model changed,
+quotes and orders deleted, slip scans and alerts acknowledged. After each one, three checks:
+`schedules.drift()` finds no order, no line and no counter, and this module's own
+recomputation reads every order's history and compares the columns, the lead-time tally, the
+scorecards' tally and the order tally itself, so a `drift()` gone blind could
+not hide a stale column or counter.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ from tests.factories import GpuModelFactory, UserFactory, VendorFactory
 from tests.schedules import (
     recomputed,
     recomputed_lead_times,
+    recomputed_order_tally,
     recomputed_scores,
     stored_lead_times,
+    stored_order_tally,
     stored_scores,
 )
 from tests.unit.test_admin import _add_inline_row, _form_data
@@ -147,6 +150,21 @@ class ChangeVendor:
 
 
 @dataclass(frozen=True)
+class ChangeBuyer:
+    order: int
+    update_fields: bool  # save(update_fields=["buyer"]) rather than a full save
+
+
+@dataclass(frozen=True)
+class ChangeStatus:
+    """An order cancelled, confirmed or put back to draft, as the admin's status field does"""
+
+    order: int
+    status: str
+    update_fields: bool  # save(update_fields=["status"]) rather than a full save
+
+
+@dataclass(frozen=True)
 class ChangeGpu:
     line: int
     gpu: int
@@ -235,6 +253,8 @@ Step = (
     | RemoveReceipt
     | MovePlacedOn
     | ChangeVendor
+    | ChangeBuyer
+    | ChangeStatus
     | ChangeGpu
     | DeleteOrder
     | Scan
@@ -275,6 +295,13 @@ STEPS: st.SearchStrategy[Step] = st.one_of(
     st.builds(RemoveReceipt, _index),
     st.builds(MovePlacedOn, _index, st.integers(-10, 10), st.booleans()),
     st.builds(ChangeVendor, _index, st.booleans()),
+    st.builds(ChangeBuyer, _index, st.booleans()),
+    st.builds(
+        ChangeStatus,
+        _index,
+        st.sampled_from([s.value for s in PurchaseOrder.Status]),
+        st.booleans(),
+    ),
     st.builds(ChangeGpu, _index, st.integers(0, len(GPUS) - 1), st.booleans()),
     st.builds(DeleteOrder, _index),
     st.builds(Scan, st.integers(0, 200)),
@@ -305,6 +332,7 @@ class World:
     vendor: Any
     other_vendor: Any
     buyer: Any
+    other_buyer: Any
     gpus: list[GpuModel]
 
 
@@ -317,6 +345,7 @@ def world(admin_client_logged_in: Client) -> World:
         vendor=VendorFactory(name="Pacific Silicon Distribution"),
         other_vendor=VendorFactory(name="Northwind Servers"),
         buyer=UserFactory(username="alice", email="alice@gpu-buyers.example"),
+        other_buyer=UserFactory(username="bob", email="bob@gpu-buyers.example"),
         gpus=[GpuModelFactory(name=name, memory_gb=80) for name in GPUS],
     )
 
@@ -471,6 +500,16 @@ def _run(step: Step, world: World) -> None:
                         world.other_vendor if target.vendor_id == world.vendor.pk else world.vendor
                     )
                     target.save(update_fields=["vendor"] if update_fields else None)
+            case ChangeBuyer(order, update_fields):
+                if (target := _pick(orders, order)) is not None:
+                    target.buyer = (
+                        world.other_buyer if target.buyer_id == world.buyer.pk else world.buyer
+                    )
+                    target.save(update_fields=["buyer"] if update_fields else None)
+            case ChangeStatus(order, status, update_fields):
+                if (target := _pick(orders, order)) is not None:
+                    target.status = status
+                    target.save(update_fields=["status"] if update_fields else None)
             case ChangeGpu(line, gpu, update_fields):
                 if (target := _pick(lines, line)) is not None:
                     target.gpu_model = world.gpus[gpu]
@@ -577,6 +616,7 @@ def _assert_every_schedule_matches_its_history(after: list[Step]) -> None:
     assert schedules.drift() == schedules.Drift(), after
     assert stored_lead_times() == recomputed_lead_times(), after
     assert stored_scores() == recomputed_scores(), after
+    assert stored_order_tally() == recomputed_order_tally(), after
     for order in PurchaseOrder.objects.order_by("pk"):
         expected = recomputed(order)
         lines = {line.pk: line for line in OrderLine.objects.filter(order=order)}
@@ -678,6 +718,23 @@ _q = QuoteSpec
         Scan(30),
         Receipt(0, 8, 40),
         Scan(50),
+    ]
+)
+# The order tally follows the order's buyer, vendor, status and slip, alerts raised, resolved
+# and acknowledged.
+@example(
+    steps=[
+        QuoteOne(_q(0, None, 0, 30)),
+        QuoteOne(_q(0, None, 10, 150)),
+        Scan(20),
+        ChangeBuyer(0, update_fields=True),
+        ChangeVendor(0, update_fields=False),
+        ChangeStatus(0, "cancelled", update_fields=True),
+        ChangeStatus(0, "confirmed", update_fields=False),
+        ChangeBuyer(0, update_fields=False),
+        Acknowledge(0),
+        ChangeStatus(0, "draft", update_fields=False),
+        Scan(30),
     ]
 )
 # A line deleted with a quote of its own: the order's re-quotes count one fewer.

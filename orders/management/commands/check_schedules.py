@@ -9,10 +9,10 @@ from orders.models import PurchaseOrder
 class Command(BaseCommand):
     help = (
         "Recompute the stored schedule (dates, lead times, slip, re-quotes) and lead-time "
-        "counts of every order, or of a random sample, from its quote history; report the "
-        "orders and lines whose columns differ (and, checking every order, the counters of "
-        "the lead-time tally), and with --fix rewrite them. Exits 1 when it finds a difference it "
-        "was not asked to fix."
+        "counts, scorecard figures and order tally parts of every order, or of a random "
+        "sample, from its history; report the orders and lines that differ (and, checking "
+        "every order, the counters of the tallies), and with --fix rewrite them. Exits 1 "
+        "when it finds a difference it was not asked to fix."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -52,6 +52,12 @@ class Command(BaseCommand):
                 f", {found.score_orders:,} orders' scorecard figures and "
                 f"{found.score_keys:,} rows of the scorecards' tally differ"
                 if found.score_orders or found.score_keys
+                else ""
+            )
+            + (
+                f", {found.tally_orders:,} orders' parts of the order tally and "
+                f"{found.tally_keys:,} of its counters differ"
+                if found.tally_orders or found.tally_keys
                 else ""
             )
             + (f" (e.g. {examples})" if examples else "")
