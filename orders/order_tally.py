@@ -29,7 +29,7 @@ from django.db.models import Q, Sum
 from orders.bulk import chunks
 from orders.models import OrderTally, OrderTallyPart, PurchaseOrder, SlipAlert, open_alert_q
 from orders.slips import is_slipping
-from orders.tally import Key, KeyedTally
+from orders.tally import Key, KeyedTally, drift_of_orders
 
 CHUNK = 2000
 ORDER = OrderTally.ORDER
@@ -111,20 +111,14 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> tuple
     """(orders whose part is not what they added, tally rows that are not the sum of what the
     orders added): all orders, or these (the tally's rows only for all). With fix=True both
     are set right."""
-    every_order = order_ids is None
-    if order_ids is None:
-        order_ids = (
-            PurchaseOrder.objects.order_by("pk")
-            .values_list("pk", flat=True)
-            .iterator(chunk_size=CHUNK)
-        )
-    stale_orders = 0
-    for chunk in chunks(order_ids, CHUNK):
-        stale = ORDERS.changes(_computed(chunk, lock=False))
-        stale_orders += len(stale)
-        if fix and stale:
-            refresh(chunk)  # read again in its own transaction: a writer may have been first
-    return stale_orders, (ORDERS.drift(fix=fix, chunk_size=CHUNK) if every_order else 0)
+    return drift_of_orders(
+        order_ids,
+        stale=lambda chunk: ORDERS.changes(_computed(chunk, lock=False)),
+        refresh=refresh,
+        tally_drift=lambda fix: ORDERS.drift(fix=fix, chunk_size=CHUNK),
+        fix=fix,
+        chunk_size=CHUNK,
+    )
 
 
 def forget(order_ids: Iterable[int]) -> None:

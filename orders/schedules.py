@@ -53,7 +53,7 @@ from orders.slips import (
     lead_time_counts,
     order_figures,
 )
-from orders.tally import Change, KeyedTally
+from orders.tally import Change, KeyedTally, every_order_id
 
 CHUNK = 2000  # orders per round of reads and writes
 _ORDER_COLUMNS = [*FIGURES, "current_quote"]
@@ -183,14 +183,8 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift
     orders added (and set to it with fix=True); then the same for the vendor scorecards'
     tally (orders.vendor_tally.drift)."""
     every_order = order_ids is None
-    if order_ids is None:
-        order_ids = (
-            PurchaseOrder.objects.order_by("pk")
-            .values_list("pk", flat=True)
-            .iterator(chunk_size=CHUNK)
-        )
-    else:
-        order_ids = list(order_ids)  # read twice: here and by vendor_tally.drift
+    # Given ids are read more than once: here and by the other tallies' drift.
+    order_ids = every_order_id(CHUNK) if order_ids is None else list(order_ids)
     n_orders = n_lines = n_lead_times = 0
     examples: list[int] = []
     for chunk in chunks(order_ids, CHUNK):

@@ -15,7 +15,7 @@ apply their differences one after the other, never both from the same base.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,3 +131,34 @@ class KeyedTally:
             with transaction.atomic():
                 self.add(Counter({key: expected[key] - stored[key] for key in stale}))
         return len(stale)
+
+
+def every_order_id(chunk_size: int = 2000) -> Iterator[int]:
+    """Every order's pk in order, read a chunk at a time."""
+    from orders.models import PurchaseOrder
+
+    return PurchaseOrder.objects.order_by("pk").values_list("pk", flat=True).iterator(chunk_size)
+
+
+def drift_of_orders(
+    order_ids: Iterable[int] | None,
+    *,
+    stale: Callable[[list[int]], Sized],
+    refresh: Callable[[list[int]], Any],
+    tally_drift: Callable[..., int],
+    fix: bool,
+    chunk_size: int = 2000,
+) -> tuple[int, int]:
+    """(orders whose part is not what they added, tally rows that are not the sum of what the
+    orders added) for a tally whose orders' stale parts `stale(chunk)` finds and
+    `refresh(chunk)` rewrites: all orders, or these (the tally's rows only for all, by
+    `tally_drift(fix=...)`). With fix=True both are set right, each chunk refreshed in its own
+    transaction (a writer may have been first)."""
+    every_order = order_ids is None
+    stale_orders = 0
+    for chunk in chunks(every_order_id(chunk_size) if order_ids is None else order_ids, chunk_size):
+        found = len(stale(chunk))
+        stale_orders += found
+        if fix and found:
+            refresh(chunk)
+    return stale_orders, (tally_drift(fix=fix) if every_order else 0)

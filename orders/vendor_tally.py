@@ -38,6 +38,7 @@ from orders.models import (
     VendorScoreTally,
     open_alert_q,
 )
+from orders.tally import drift_of_orders
 
 CHUNK = 2000
 # What a score counts, in the order of the tally's columns.
@@ -289,20 +290,14 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> tuple
     """(orders whose score is not what they added, tally rows that are not the sum of what
     the orders added): all orders, or these (the tally's rows only for all). With fix=True
     both are set right."""
-    every_order = order_ids is None
-    if order_ids is None:
-        order_ids = (
-            PurchaseOrder.objects.order_by("pk")
-            .values_list("pk", flat=True)
-            .iterator(chunk_size=CHUNK)
-        )
-    stale_orders = 0
-    for chunk in chunks(order_ids, CHUNK):
-        stale = _stale(chunk)
-        stale_orders += len(stale)
-        if fix and stale:
-            refresh(chunk)
-    return stale_orders, (_tally_drift(fix=fix) if every_order else 0)
+    return drift_of_orders(
+        order_ids,
+        stale=_stale,
+        refresh=refresh,
+        tally_drift=_tally_drift,
+        fix=fix,
+        chunk_size=CHUNK,
+    )
 
 
 def _tally_drift(*, fix: bool) -> int:
