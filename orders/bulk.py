@@ -125,26 +125,57 @@ def add_counts(
     so that concurrent writers lock the counters in the same order. `keys` must be a unique
     constraint's fields. Django's bulk_create(update_conflicts=True) can only overwrite a
     conflicting row, not add to it."""
+    _upsert(model, keys=keys, values=counts, rows=rows, add=True)
+
+
+def upsert(
+    model: type[models.Model],
+    *,
+    keys: Sequence[str],
+    values: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Insert rows (*key values, *values), or set the values of the row a key already has:
+    `bulk_create(update_conflicts=True)` in one statement of one JSON parameter, without
+    building a model instance per row (a JSON value, e.g. a JSONField's list, travels as
+    it is). Rows are sorted by key, as in `add_counts`."""
+    _upsert(model, keys=keys, values=values, rows=rows, add=False)
+
+
+def _upsert(
+    model: type[models.Model],
+    *,
+    keys: Sequence[str],
+    values: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    add: bool,
+) -> None:
     if not rows:
         return
     meta = model._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    fields = [meta.get_field(name) for name in (*keys, *counts)]
+    fields = [meta.get_field(name) for name in (*keys, *values)]
     vendor = connection.vendor
     source, where = _json_rows(vendor)
     selected = [_json_value(i, f, vendor) for i, f in enumerate(fields)]
     key_columns = ", ".join(quote(f.column) for f in fields[: len(keys)])
-    added = ", ".join(
-        f"{quote(f.column)} = {table}.{quote(f.column)} + excluded.{quote(f.column)}"
+    updated = ", ".join(
+        f"{quote(f.column)} = "
+        + (f"{table}.{quote(f.column)} + " if add else "")
+        + f"excluded.{quote(f.column)}"
         for f in fields[len(keys) :]
     )
-    data = json.dumps(sorted(rows), default=_json_default, separators=(",", ":"))
+    data = json.dumps(
+        sorted(rows, key=lambda row: tuple(row[: len(keys)])),
+        default=_json_default,
+        separators=(",", ":"),
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
             f"SELECT {', '.join(selected)} FROM {source}{where} "
-            f"ON CONFLICT ({key_columns}) DO UPDATE SET {added}",
+            f"ON CONFLICT ({key_columns}) DO UPDATE SET {updated}",
             [data],
         )
 

@@ -69,10 +69,11 @@ def open_alerts(order_ids: Sequence[int]) -> OpenAlerts:
     return found
 
 
-def _computed(
+def parts(
     order_ids: Sequence[int], *, lock: bool, alerts: OpenAlerts | None = None
 ) -> dict[int, Counter[Key]]:
-    """Each order's part from what it stores now; with `lock`, the orders' rows are locked
+    """Each order's part from what it stores now (for `ORDERS.refresh`); with `lock`, the
+    orders' rows are locked
     first (FOR NO KEY UPDATE), so that two writers of one order apply their differences one
     after the other. One query, and one for the alerts unless given."""
     orders = PurchaseOrder.objects.filter(pk__in=order_ids).order_by("pk")
@@ -103,7 +104,7 @@ def refresh(
     changed = 0
     with transaction.atomic():
         for chunk in chunks(sorted(set(order_ids)), CHUNK):
-            changed += ORDERS.refresh(_computed(chunk, lock=not orders_locked, alerts=alerts))
+            changed += ORDERS.refresh(parts(chunk, lock=not orders_locked, alerts=alerts))
     return changed
 
 
@@ -113,7 +114,7 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> tuple
     are set right."""
     return drift_of_orders(
         order_ids,
-        stale=lambda chunk: ORDERS.changes(_computed(chunk, lock=False)),
+        stale=lambda chunk: ORDERS.changes(parts(chunk, lock=False)),
         refresh=refresh,
         tally_drift=lambda fix: ORDERS.drift(fix=fix, chunk_size=CHUNK),
         fix=fix,

@@ -92,11 +92,11 @@ class KeyedTally:
             delta.update(now)
             delta.subtract(before)
         self.add(delta)
-        self.added.objects.bulk_create(
-            [self.added(order_id=order_id, counts=self.rows(now)) for order_id, now, _ in changes],
-            update_conflicts=True,
-            unique_fields=["order"],
-            update_fields=["counts"],
+        bulk.upsert(
+            self.added,
+            keys=("order",),
+            values=("counts",),
+            rows=[(order_id, self.rows(now)) for order_id, now, _ in changes],
         )
         return len(changes)
 

@@ -242,9 +242,10 @@ def open_alerts_refresh(order_ids: Iterable[int]) -> int:
     """`refresh` for writes that change only which orders have open alerts (the scan,
     acknowledgements, alerts saved or deleted): the orders' open-alert counts set from their
     alerts, the tally changed by the ones that flipped, then the order tally brought up to
-    date (orders.order_tally). At most nine statements per chunk, none reading the schedule;
-    returns how many orders flipped. The orders are locked first (`lock_orders`); each UPDATE
-    reports the rows it changed (RETURNING: PostgreSQL, SQLite 3.35+)."""
+    date (orders.order_tally). At most eight statements per chunk, none reading the
+    schedule; returns how many orders flipped. The orders are locked first (FOR NO KEY
+    UPDATE, as `lock_orders`); each UPDATE reports the rows it changed (RETURNING:
+    PostgreSQL, SQLite 3.35+)."""
     ids = sorted(set(order_ids))
     if not ids:
         return 0
@@ -252,8 +253,9 @@ def open_alerts_refresh(order_ids: Iterable[int]) -> int:
     flipped = 0
     with transaction.atomic(), connection.cursor() as cursor:
         for chunk in chunks(ids, CHUNK):
-            lock_orders(chunk)
             alerts = order_tally.open_alerts(chunk)
+            # Reading the orders' parts locks the orders (before the scores, as every writer).
+            parts = order_tally.parts(chunk, lock=True, alerts=alerts)
             alerted = set(alerts)
             delta: dict[ScoreKey, list[int]] = defaultdict(lambda: [0] * len(COUNTS))
             # A draft counts nothing (orders = 0), an open alert included.
@@ -273,7 +275,7 @@ def open_alerts_refresh(order_ids: Iterable[int]) -> int:
                     delta[(vendor_pk, bool(quoted), slip_days)][-1] += change
                     flipped += 1
             add_to_tally(delta)
-            order_tally.refresh(chunk, orders_locked=True, alerts=alerts)
+            order_tally.ORDERS.refresh(parts)
     return flipped
 
 
