@@ -11,7 +11,7 @@ changes what an order adds reaches it:
   or an import: `orders.schedules.refresh`, after the stored schedule is written;
 - alerts opened, closed, acknowledged, saved or deleted (the slip scan, resolving the alerts
   of closed orders, acknowledgements, the alert signals):
-  `orders.vendor_tally.open_alerts_refresh`, which passes the alerts it read;
+  `orders.vendor_tally.open_alerts_refresh`;
 - an order deleted: `orders.schedules.forget`.
 
 Anything else (raw SQL, QuerySet.update) is found by `drift()` and repaired by
@@ -69,18 +69,16 @@ def open_alerts(order_ids: Sequence[int]) -> OpenAlerts:
     return found
 
 
-def parts(
-    order_ids: Sequence[int], *, lock: bool, alerts: OpenAlerts | None = None
-) -> dict[int, Counter[Key]]:
-    """Each order's part from what it stores now (for `ORDERS.refresh`); with `lock`, the
-    orders' rows are locked
-    first (FOR NO KEY UPDATE), so that two writers of one order apply their differences one
-    after the other. One query, and one for the alerts unless given."""
+def parts(order_ids: Sequence[int], *, lock: bool) -> dict[int, Counter[Key]]:
+    """Each order's part from what it stores now (for `ORDERS.refresh`). With `lock`, the
+    orders' rows are locked first (FOR NO KEY UPDATE), and their alerts read after: two
+    writers of one order then apply their differences one after the other, each from what
+    the other committed. Two queries."""
     orders = PurchaseOrder.objects.filter(pk__in=order_ids).order_by("pk")
     if lock:
         orders = orders.select_for_update(no_key=True)
-    if alerts is None:
-        alerts = open_alerts(order_ids)
+    rows = list(orders.values_list("pk", "vendor_id", "buyer_id", "status", "slip_days"))
+    alerts = open_alerts(order_ids)
     return {
         pk: order_part(
             vendor_id=vendor_id,
@@ -89,22 +87,23 @@ def parts(
             slip_days=slip_days,
             alerts=alerts.get(pk, ()),
         )
-        for pk, vendor_id, buyer_id, status, slip_days in orders.values_list(
-            "pk", "vendor_id", "buyer_id", "status", "slip_days"
-        )
+        for pk, vendor_id, buyer_id, status, slip_days in rows
     }
 
 
-def refresh(
-    order_ids: Iterable[int], *, orders_locked: bool = False, alerts: OpenAlerts | None = None
-) -> int:
+def has_open_alert(part: Counter[Key]) -> bool:
+    """Whether the order whose part this is has an open alert."""
+    return any(key[4] != ORDER for key in part)
+
+
+def refresh(order_ids: Iterable[int], *, orders_locked: bool = False) -> int:
     """Bring these orders' part of the tally up to date; returns how many changed. Call it in
     the transaction of the write. `orders_locked`: the caller has locked the orders' rows in
-    this transaction already; `alerts`: their open alerts, read by the caller in it."""
+    this transaction already."""
     changed = 0
     with transaction.atomic():
         for chunk in chunks(sorted(set(order_ids)), CHUNK):
-            changed += ORDERS.refresh(parts(chunk, lock=not orders_locked, alerts=alerts))
+            changed += ORDERS.refresh(parts(chunk, lock=not orders_locked))
     return changed
 
 

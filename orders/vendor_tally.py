@@ -253,10 +253,10 @@ def open_alerts_refresh(order_ids: Iterable[int]) -> int:
     flipped = 0
     with transaction.atomic(), connection.cursor() as cursor:
         for chunk in chunks(ids, CHUNK):
-            alerts = order_tally.open_alerts(chunk)
-            # Reading the orders' parts locks the orders (before the scores, as every writer).
-            parts = order_tally.parts(chunk, lock=True, alerts=alerts)
-            alerted = set(alerts)
+            # Reading the orders' parts locks the orders (before the scores, as every writer
+            # does), then reads their alerts.
+            parts = order_tally.parts(chunk, lock=True)
+            alerted = {pk for pk, part in parts.items() if order_tally.has_open_alert(part)}
             delta: dict[ScoreKey, list[int]] = defaultdict(lambda: [0] * len(COUNTS))
             # A draft counts nothing (orders = 0), an open alert included.
             for value, change, members in (
