@@ -181,7 +181,7 @@ def drift(order_ids: Iterable[int] | None = None, *, fix: bool = False) -> Drift
     (all orders, or these), chunk by chunk; with fix=True each chunk is rewritten as it is
     found. For all orders, the lead-time tally is also checked against the sum of what the
     orders added (and set to it with fix=True); then the same for the vendor scorecards'
-    tally (orders.vendor_tally.drift)."""
+    tally (orders.vendor_tally.drift) and the order tally (orders.order_tally.drift)."""
     every_order = order_ids is None
     # Given ids are read more than once: here and by the other tallies' drift.
     order_ids = every_order_id(CHUNK) if order_ids is None else list(order_ids)

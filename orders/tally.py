@@ -108,8 +108,11 @@ class KeyedTally:
         """Take these orders out of the tally (they are being deleted)."""
         with transaction.atomic():
             for chunk in chunks(sorted(set(order_ids)), chunk_size):
-                added = self.added_by(chunk)
-                self.write([(pk, Counter(), counts) for pk, counts in added.items()])
+                delta: Counter[Key] = Counter()
+                for counts in self.added_by(chunk).values():
+                    delta.subtract(counts)
+                self.add(delta)
+                # The records go: no need to write them empty first.
                 self.added.objects.filter(order_id__in=chunk).delete()
 
     def drift(self, *, fix: bool, chunk_size: int = 2000) -> int:
